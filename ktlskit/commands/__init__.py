@@ -1,0 +1,1 @@
+"""One module per group of ``ktlskit`` subcommands; each has ``register(subparsers)``."""

@@ -1,0 +1,50 @@
+"""``ktlskit kselftest TARGET[/TEST]``: build an upstream selftest, run it in a guest."""
+
+from __future__ import annotations
+
+import argparse
+
+from .. import table
+from ..guest import Guest
+from ..kselftest import build_selftest, run_in_guest
+from ..pipeline import ensure_kernel
+from .common import (
+    add_guest_options,
+    add_kernel_options,
+    guest_config,
+    kernel_options,
+    print_json,
+)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    k = sub.add_parser("kselftest", help="build and run an upstream kselftest in a guest")
+    k.add_argument("name", help="TARGET/TEST (e.g. net/tls) or a whole TARGET (e.g. net)")
+    add_kernel_options(k)
+    add_guest_options(k)
+    k.add_argument("--timeout", type=float, default=3600)
+    k.add_argument("--json", action="store_true", help="totals and every case as JSON")
+    k.add_argument("--ktap", action="store_true", help="print the test's own KTAP output")
+    k.set_defaults(func=cmd_kselftest)
+
+
+def cmd_kselftest(args: argparse.Namespace) -> int:
+    _, kb = ensure_kernel(kernel_options(args))
+    workdir, argv = build_selftest(kb, args.name)
+    with Guest.boot(kb.bzimage, guest_config(args)) as g:
+        run = run_in_guest(g, workdir, argv, args.name, timeout=args.timeout)
+    counts = run.report.counts()
+    if args.json:
+        print_json({"name": run.name, "ok": run.ok, "rc": run.rc, "seconds": run.seconds,
+                    "counts": dict(counts),
+                    "failed": [r.name for r in run.report.leaf_results() if r.status == "fail"]})
+    elif args.ktap:
+        print(run.output, end="")
+    else:
+        failed = [r for r in run.report.leaf_results() if r.status in ("fail", "error")]
+        print(table.render(["kselftest", "pass", "fail", "skip", "xfail", "seconds", "verdict"],
+                           [(run.name, counts["pass"], counts["fail"], counts["skip"],
+                             counts["xfail"], run.seconds, "PASS" if run.ok else "FAIL")]))
+        for r in failed:
+            print(f"FAILED: {r.name}")
+    return 0 if run.ok else 1

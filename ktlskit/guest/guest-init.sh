@@ -1,0 +1,47 @@
+#!/bin/sh
+# Runs as the guest's command under virtme-ng: bring up the NIC that QEMU
+# forwards SSH to, start sshd with this boot's keys, and stay up until the
+# harness asks the guest to stop. $1 is the per-boot directory on the host,
+# visible here through the 9p root.
+set -u
+BOOT=$1
+MAC=$2
+RUN=/run/ktlskit
+mkdir -p "$RUN" /run/sshd
+chmod 0755 /run/sshd
+cp "$BOOT/ssh_host_ed25519_key" "$RUN/" && chmod 0600 "$RUN/ssh_host_ed25519_key"
+for d in /sys/class/net/*; do
+	if [ "$(cat "$d/address")" = "$MAC" ]; then
+		IF=${d##*/}
+	fi
+done
+if [ -z "${IF:-}" ]; then
+	echo "ktlskit-init: no NIC with MAC $MAC" >/dev/kmsg
+	exit 1
+fi
+ip link set dev lo up
+ip link set dev "$IF" up
+ip addr add 10.0.2.15/24 dev "$IF"
+ip route add default via 10.0.2.2 dev "$IF"
+mount -t debugfs none /sys/kernel/debug 2>/dev/null
+mkdir -p /tmp && mount -t tmpfs -o mode=1777 tmpfs /tmp
+# Test knob: a guest that never answers SSH (the harness's hang handling).
+if grep -qw ktlskit.init_hang /proc/cmdline; then
+	echo "ktlskit-init: hanging on purpose (ktlskit.init_hang)" >/dev/kmsg
+	while :; do sleep 3600; done
+fi
+# sshd in the foreground of a background job, logging to our stderr (the
+# harness's console log), so an SSH failure is explained there.
+/usr/sbin/sshd -D -e -f "$BOOT/sshd_config" &
+SSHD=$!
+sleep 0.2
+if ! kill -0 $SSHD 2>/dev/null; then
+	echo "ktlskit-init: sshd failed to start" >/dev/kmsg
+	exit 1
+fi
+echo "ktlskit-init: sshd up on $IF" >/dev/kmsg
+while [ ! -e "$RUN/stop" ]; do
+	sleep 0.2
+done
+echo "ktlskit-init: stop requested" >/dev/kmsg
+kill $SSHD

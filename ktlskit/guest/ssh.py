@@ -1,0 +1,167 @@
+"""Commands in the guest over SSH (paramiko), each with a deadline."""
+
+from __future__ import annotations
+
+import shlex
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import paramiko
+
+from ..errors import KtlskitError
+
+
+class GuestCommandError(KtlskitError):
+    """A guest command exited non-zero (when checked)."""
+
+    def __init__(self, result: GuestResult) -> None:
+        self.result = result
+        super().__init__(f"guest command failed (exit {result.rc}): {result.command}\n"
+                         f"{_tail(result.stdout + result.stderr)}")
+
+
+class GuestTimeoutError(KtlskitError):
+    """A guest command, or the guest itself, did not finish in time."""
+
+
+@dataclass(frozen=True)
+class GuestResult:
+    command: str
+    rc: int
+    stdout: str
+    stderr: str
+
+
+def _tail(text: str, n: int = 30) -> str:
+    return "\n".join(text.splitlines()[-n:])
+
+
+def _wrap(command: str, timeout: float | None) -> str:
+    """Run under a login-free sh; with coreutils timeout so the guest side dies too."""
+    inner = f"sh -c {shlex.quote(command)}"
+    if timeout is None:
+        return inner
+    return f"timeout --kill-after=5 {timeout:.0f} {inner}"
+
+
+@dataclass
+class _Reader:
+    """Drains a channel's stdout and stderr in a thread so neither pipe blocks."""
+
+    channel: paramiko.Channel
+    out: list[bytes] = field(default_factory=list)
+    err: list[bytes] = field(default_factory=list)
+    thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        ch = self.channel
+        while True:
+            busy = False
+            if ch.recv_ready():
+                self.out.append(ch.recv(65536))
+                busy = True
+            if ch.recv_stderr_ready():
+                self.err.append(ch.recv_stderr(65536))
+                busy = True
+            if not busy:
+                if ch.exit_status_ready() and not ch.recv_ready() and not ch.recv_stderr_ready():
+                    return
+                if ch.closed:
+                    return
+                time.sleep(0.01)
+
+    def text(self) -> tuple[str, str]:
+        return (b"".join(self.out).decode(errors="replace"),
+                b"".join(self.err).decode(errors="replace"))
+
+
+class GuestProcess:
+    """A command started with ``spawn()``; its output accumulates while it runs."""
+
+    def __init__(self, session: SshSession, command: str, channel: paramiko.Channel) -> None:
+        self.session = session
+        self.command = command
+        self._channel = channel
+        self._reader = _Reader(channel)
+        self._reader.start()
+
+    @property
+    def stdout(self) -> str:
+        return self._reader.text()[0]
+
+    @property
+    def stderr(self) -> str:
+        return self._reader.text()[1]
+
+    def running(self) -> bool:
+        return not self._channel.exit_status_ready()
+
+    def wait(self, timeout: float, check: bool = True) -> GuestResult:
+        deadline = time.monotonic() + timeout
+        while not self._channel.exit_status_ready():
+            if time.monotonic() > deadline:
+                out, err = self._reader.text()
+                raise GuestTimeoutError(f"guest command still running after {timeout:.0f}s: "
+                                        f"{self.command}\n{_tail(out + err)}")
+            time.sleep(0.05)
+        rc = self._channel.recv_exit_status()
+        if self._reader.thread:
+            self._reader.thread.join(timeout=10)
+        out, err = self._reader.text()
+        result = GuestResult(self.command, rc, out, err)
+        if check and rc != 0:
+            raise GuestCommandError(result)
+        return result
+
+    def kill(self) -> None:
+        self._channel.close()
+
+
+class SshSession:
+    """A paramiko connection to the guest's sshd, host key pinned."""
+
+    def __init__(self, client: paramiko.SSHClient) -> None:
+        self.client = client
+
+    @classmethod
+    def connect(cls, port: int, user_key: paramiko.PKey, host_key: paramiko.PKey,
+                timeout: float) -> SshSession:
+        client = paramiko.SSHClient()
+        client.get_host_keys().add(f"[127.0.0.1]:{port}", host_key.get_name(), host_key)
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        client.connect("127.0.0.1", port=port, username="root", pkey=user_key,
+                       timeout=timeout, banner_timeout=timeout, auth_timeout=timeout,
+                       allow_agent=False, look_for_keys=False)
+        transport = client.get_transport()
+        if transport is not None:
+            transport.set_keepalive(5)
+        return cls(client)
+
+    def spawn(self, command: str, timeout: float | None = None) -> GuestProcess:
+        transport = self.client.get_transport()
+        if transport is None or not transport.is_active():
+            raise GuestTimeoutError("the SSH connection to the guest is gone")
+        channel = transport.open_session(timeout=30)
+        channel.exec_command(_wrap(command, timeout))
+        return GuestProcess(self, command, channel)
+
+    def run(self, command: str, timeout: float, check: bool = True) -> GuestResult:
+        proc = self.spawn(command, timeout=timeout)
+        return proc.wait(timeout + 15, check=check)
+
+    def put(self, local: Path, remote: str) -> None:
+        with self.client.open_sftp() as sftp:
+            sftp.put(str(local), remote)
+
+    def get(self, remote: str, local: Path) -> None:
+        with self.client.open_sftp() as sftp:
+            sftp.get(remote, str(local))
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,0 +1,1 @@
+"""Kernel source, configuration, patch series and build."""

@@ -1,0 +1,112 @@
+"""Out-of-tree kernel builds in the cache, with ccache and visible progress."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections import deque
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .. import paths
+from ..errors import KtlskitError
+from ..progress import say
+from . import kconfig, series
+from .source import KernelSource
+
+BUILD_TIMEOUT = 3 * 3600
+
+
+class BuildError(KtlskitError):
+    """``make`` failed; the message carries the tail of its output."""
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    bzimage: Path
+    build_dir: Path
+    tree: Path
+    profile: str
+    series_digest: str
+    source: str
+    seconds: float
+
+    def to_json(self) -> dict[str, object]:
+        d = asdict(self)
+        return {k: str(v) if isinstance(v, Path) else v for k, v in d.items()}
+
+
+def build_dir_for(src: KernelSource, profile: str) -> Path:
+    return paths.cache_dir() / "build" / src.ident / profile
+
+
+def make_env() -> dict[str, str]:
+    """ccache in the cache dir; fixed build stamps so no-op rebuilds stay no-ops."""
+    return {
+        **os.environ,
+        "CCACHE_DIR": str(paths.cache_dir() / "ccache"),
+        "CCACHE_MAXSIZE": os.environ.get("CCACHE_MAXSIZE", "10G"),
+        "KBUILD_BUILD_TIMESTAMP": "ktlskit",
+        "KBUILD_BUILD_USER": "ktlskit",
+        "KBUILD_BUILD_HOST": "ktlskit",
+    }
+
+
+def make(tree: Path, build_dir: Path, targets: list[str], *, what: str,
+         timeout: float = BUILD_TIMEOUT) -> None:
+    """Run make with progress lines every 15 s; raise BuildError with the tail on failure."""
+    argv = ["make", "-C", str(tree), f"O={build_dir}", f"-j{os.cpu_count() or 1}",
+            "CC=ccache gcc", "HOSTCC=ccache gcc", *targets]
+    tail: deque[str] = deque(maxlen=40)
+    compiled = 0
+    start = last = time.monotonic()
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          errors="replace", env=make_env(), start_new_session=True) as proc:
+        assert proc.stdout is not None
+        try:
+            for line in proc.stdout:
+                tail.append(line.rstrip())
+                if line.lstrip().startswith(("CC ", "AS ", "LD ")):
+                    compiled += 1
+                now = time.monotonic()
+                if now - start > timeout:
+                    raise BuildError(f"{what}: timed out after {timeout:.0f}s")
+                if now - last >= 15:
+                    say(f"{what}: {compiled} steps, {now - start:.0f}s ({line.strip()[:60]})")
+                    last = now
+            rc = proc.wait(timeout=60)
+        except BaseException:
+            os.killpg(proc.pid, 9)
+            raise
+    if rc != 0:
+        raise BuildError(f"{what} failed (make {' '.join(targets)}, exit {rc}):\n"
+                         + "\n".join(tail))
+
+
+def build(src: KernelSource, profile: str = "default",
+          the_series: series.Series | None = None) -> BuildResult:
+    """Configure and build bzImage for ``profile`` with the project's series applied."""
+    start = time.monotonic()
+    ser = the_series if the_series is not None else series.load()
+    tree = series.prepared_tree(src, ser)
+    bdir = build_dir_for(src, profile)
+    kconfig.configure(tree, bdir, kconfig.profile_fragments(profile))
+    say(f"building Linux {src.version} ({src.ident}), profile {profile}, "
+        f"series {ser.digest if ser.patches else 'empty'} in {bdir}")
+    make(tree, bdir, ["bzImage"], what="kernel build")
+    result = BuildResult(bdir / "arch/x86/boot/bzImage", bdir, tree, profile,
+                         ser.digest if ser.patches else "", src.ident,
+                         round(time.monotonic() - start, 1))
+    (bdir / "ktlskit-build.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")
+    return result
+
+
+def last_build(src: KernelSource, profile: str) -> BuildResult | None:
+    f = build_dir_for(src, profile) / "ktlskit-build.json"
+    if not f.is_file():
+        return None
+    d = json.loads(f.read_text())
+    return BuildResult(Path(d["bzimage"]), Path(d["build_dir"]), Path(d["tree"]), d["profile"],
+                       d["series_digest"], d["source"], d["seconds"])

@@ -1,0 +1,149 @@
+"""The quilt-style patch series and the patched copy of the tree it is applied to.
+
+The pristine tree is copied (rsync, mtimes kept) into the cache and the
+series applied there. A change of series (by content hash) reapplies it from
+scratch; the files either series touches get a fresh mtime so an incremental
+build recompiles exactly them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import paths
+from ..errors import KtlskitError
+from ..progress import say, step
+from ..shell import cmd
+from .source import KernelSource
+
+
+class SeriesError(KtlskitError):
+    """The series file is malformed or a patch does not apply."""
+
+
+@dataclass(frozen=True)
+class Series:
+    root: Path  # the directory holding the series file; patch paths are relative to it
+    patches: tuple[Path, ...]
+
+    @property
+    def digest(self) -> str:
+        h = hashlib.sha256()
+        for p in self.patches:
+            h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
+        return h.hexdigest()[:16]
+
+    def touched_files(self) -> set[str]:
+        files: set[str] = set()
+        for p in self.patches:
+            files |= patch_files(p.read_text(errors="replace"))
+        return files
+
+
+def load(series_file: Path | None = None) -> Series:
+    """Parse ``patches/series``: one patch per line, ``#`` comments, blank lines."""
+    sf = series_file or paths.project_dir() / "patches" / "series"
+    if not sf.is_file():
+        return Series(sf.parent, ())
+    patches = []
+    for n, raw in enumerate(sf.read_text().splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        name = line.split()[0]
+        p = sf.parent / name
+        if not p.is_file():
+            raise SeriesError(f"{sf}:{n}: patch {name} does not exist")
+        patches.append(p)
+    return Series(sf.parent, tuple(patches))
+
+
+def patch_files(text: str) -> set[str]:
+    """Paths a unified diff changes (``-p1`` style a/ b/ prefixes stripped)."""
+    files = set()
+    for m in re.finditer(r"^(?:\+\+\+|---) (\S+)", text, re.M):
+        path = m[1]
+        if path == "/dev/null":
+            continue
+        files.add(path.split("/", 1)[1] if "/" in path else path)
+    return files
+
+
+def _state_file(tree: Path) -> Path:
+    return tree.with_name(tree.name + ".series.json")
+
+
+def prepared_tree(src: KernelSource, series: Series) -> Path:
+    """A copy of ``src`` with ``series`` applied; reused while nothing changed."""
+    tree = paths.cache_dir() / "trees" / src.ident
+    state_f = _state_file(tree)
+    state = json.loads(state_f.read_text()) if state_f.is_file() else None
+    touched = series.touched_files()
+    if state and state["digest"] == series.digest and src.kind != "tree":
+        return tree
+    if state and state["digest"] == series.digest and _pristine_same(src, state, touched):
+        _sync(src.path, tree, exclude=touched)
+        return tree
+    old_touched = set(state["pristine"]) if state else set()
+    state_f.unlink(missing_ok=True)
+    _sync(src.path, tree, exclude=set())
+    apply_all(series, tree)
+    _freshen(tree, touched | old_touched)
+    state_f.write_text(json.dumps({
+        "digest": series.digest,
+        "patches": [p.name for p in series.patches],
+        "pristine": {f: _digest_or_none(src.path / f) for f in sorted(touched)},
+    }, indent=1))
+    return tree
+
+
+def _pristine_same(src: KernelSource, state: dict, touched: set[str]) -> bool:
+    return all(_digest_or_none(src.path / f) == state["pristine"].get(f) for f in touched)
+
+
+def _digest_or_none(p: Path) -> str | None:
+    return hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else None
+
+
+def _sync(src: Path, dest: Path, exclude: set[str]) -> None:
+    dest.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", suffix=".exclude") as ex:
+        ex.write("".join(f"/{f}\n" for f in sorted(exclude)))
+        ex.flush()
+        with step(f"syncing kernel tree into {dest}"):
+            cmd(["rsync", "-a", "--delete", "--exclude=/.git", f"--exclude-from={ex.name}",
+                 f"{src}/", f"{dest}/"], timeout=1800)
+
+
+def apply_all(series: Series, tree: Path) -> None:
+    for p in series.patches:
+        apply_one(p, tree)
+    if series.patches:
+        say(f"applied {len(series.patches)} patch(es), series {series.digest}")
+
+
+def apply_one(patch: Path, tree: Path) -> None:
+    """``patch -p1``; on failure the error names the patch and carries the rejects."""
+    with tempfile.NamedTemporaryFile("r", suffix=".rej") as rej:
+        res = cmd(["patch", "-p1", "--batch", "--forward", "--no-backup-if-mismatch",
+                   f"--reject-file={rej.name}", "-i", patch],
+                  cwd=tree, timeout=120, check=False)
+        if res.rc != 0:
+            rejected = Path(rej.name).read_text(errors="replace")
+            raise SeriesError(f"patch {patch.name} does not apply:\n{res.stdout}{res.stderr}"
+                              f"\nrejected hunks:\n{rejected}")
+
+
+def _freshen(tree: Path, files: set[str]) -> None:
+    now = time.time()
+    for f in files:
+        p = tree / f
+        if p.exists():
+            os.utime(p, (now, now))

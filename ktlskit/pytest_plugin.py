@@ -1,0 +1,94 @@
+"""pytest plugin (entry point ``ktlskit``): guest fixtures, splat checks, KTAP output.
+
+Two modes. On the host, the session-scoped ``guest`` fixture builds the
+kernel (kconfig/ + patches/) if needed and boots it; tests drive it over
+SSH. Inside a guest (``vng -- pytest vmtests/``), ``guest`` is the machine
+itself. Either way a kernel splat while a test runs fails that test with
+the report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from . import ktap
+from .guest import Guest, GuestConfig, GuestSplatError, LocalGuest, running_in_guest
+from .kernel.build import BuildResult
+from .pipeline import KernelOptions, ensure_kernel
+
+_active: list[Guest | LocalGuest] = []
+_ktap_results: list[ktap.TestResult] = []
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    g = parser.getgroup("ktlskit", "ktlskit guest kernels")
+    g.addoption("--kernel-src", default=None, help="kernel tree/tarball, or 'debian'")
+    g.addoption("--kernel-profile", default="default", help="kconfig profile for the guest")
+    g.addoption("--guest-cpus", type=int, default=2)
+    g.addoption("--guest-memory", default="2G")
+    g.addoption("--guest-accel", default="auto", choices=("auto", "kvm", "tcg"))
+    g.addoption("--ktap", metavar="FILE", default=None, help="write results as KTAP to FILE")
+
+
+@pytest.fixture(scope="session")
+def kernel_build(request: pytest.FixtureRequest) -> BuildResult:
+    """The guest kernel, built from kconfig/ and patches/ (host mode only)."""
+    if running_in_guest():
+        pytest.skip("already inside a guest: no kernel build here")
+    opts = KernelOptions(request.config.getoption("--kernel-src"),
+                         request.config.getoption("--kernel-profile"))
+    return ensure_kernel(opts)[1]
+
+
+def guest_config(config: pytest.Config) -> GuestConfig:
+    return GuestConfig(cpus=config.getoption("--guest-cpus"),
+                       memory=config.getoption("--guest-memory"),
+                       accel=config.getoption("--guest-accel"))
+
+
+@pytest.fixture(scope="session")
+def guest(request: pytest.FixtureRequest) -> Iterator[Guest | LocalGuest]:
+    """A booted guest kernel shared by the session (or this machine, in-guest)."""
+    if running_in_guest():
+        local = LocalGuest()
+        _active.append(local)
+        yield local
+        _active.remove(local)
+        return
+    kb: BuildResult = request.getfixturevalue("kernel_build")
+    with Guest.boot(kb.bzimage, guest_config(request.config)) as g:
+        _active.append(g)
+        try:
+            yield g
+        finally:
+            _active.remove(g)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    outcome = yield
+    for g in list(_active):
+        splats = g.new_splats()
+        if splats and outcome.excinfo is None:
+            outcome.force_exception(GuestSplatError(splats, f"during {item.nodeid}"))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call" or (report.when == "setup" and not report.passed):
+        status = {"passed": "pass", "failed": "fail", "skipped": "skip"}[report.outcome]
+        reason = ""
+        if report.skipped and isinstance(report.longrepr, tuple):
+            reason = str(report.longrepr[2])
+        _ktap_results.append(ktap.TestResult(len(_ktap_results) + 1, report.nodeid, status,
+                                             reason))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: Any) -> None:
+    path = session.config.getoption("--ktap")
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(ktap.write("ktlskit", _ktap_results))

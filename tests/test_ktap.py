@@ -1,0 +1,65 @@
+from pathlib import Path
+
+from ktlskit import ktap
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+NESTED = """\
+KTAP version 1
+1..2
+  KTAP version 1
+  # Subtest: suite_a
+  1..3
+  ok 1 case_one
+  not ok 2 case_two
+  ok 3 case_three # SKIP needs hardware
+not ok 1 suite_a
+ok 2 suite_b # SKIP not built
+"""
+
+
+def test_nested_ktap_counts_the_leaves() -> None:
+    rep = ktap.parse(NESTED)
+    leaves = rep.leaf_results()
+    assert [(r.name, r.status) for r in leaves] == [
+        ("case_one", "pass"), ("case_two", "fail"), ("case_three", "skip")]
+    assert leaves[2].reason == "needs hardware"
+    assert not rep.ok
+
+
+def test_incomplete_plan_is_not_ok() -> None:
+    rep = ktap.parse("TAP version 13\n1..3\nok 1 a\nok 2 b\n")
+    assert rep.counts()["pass"] == 2
+    assert not rep.ok, "a crashed test that printed 2 of 3 results must not pass"
+
+
+def test_no_results_is_not_ok() -> None:
+    assert not ktap.parse("TAP version 13\n1..0\n").ok
+
+
+def test_xfail_and_dash_names() -> None:
+    rep = ktap.parse("1..2\nok 1 - first # XFAIL known bug\nok 2 - second\n")
+    assert [r.status for r in rep.results] == ["xfail", "pass"]
+    assert rep.results[1].name == "second"
+    assert rep.ok
+
+
+def test_write_round_trips() -> None:
+    results = [ktap.TestResult(1, "t::a", "pass"), ktap.TestResult(2, "t::b", "fail"),
+               ktap.TestResult(3, "t::c", "skip", "no netdevsim")]
+    text = ktap.write("suite", results)
+    assert text.startswith("KTAP version 1\n")
+    back = ktap.parse(text)
+    assert [(r.name, r.status, r.reason) for r in back.results] == [
+        ("t::a", "pass", ""), ("t::b", "fail", ""), ("t::c", "skip", "no netdevsim")]
+
+
+def test_real_net_tls_selftest_output() -> None:
+    text = (FIXTURES / "kselftest-net-tls.txt").read_text()
+    rep = ktap.parse(text)
+    counts = rep.counts()
+    assert rep.plans[0] == len(rep.leaf_results())
+    assert counts["fail"] == 0
+    assert counts["pass"] + counts["skip"] == rep.plans[0]
+    assert "Totals" in rep.totals_line
+    assert rep.ok

@@ -1,0 +1,130 @@
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from ktlskit.kernel import series
+from ktlskit.kernel.source import KernelSource
+
+PATCH_A = """\
+From: Dev <dev@example.invalid>
+Subject: [PATCH 1/2] a: say hello
+
+---
+ a.c | 2 +-
+ 1 file changed, 1 insertion(+), 1 deletion(-)
+
+diff --git a/a.c b/a.c
+--- a/a.c
++++ b/a.c
+@@ -1,3 +1,3 @@
+ int a;
+-int b;
++int hello;
+ int c;
+"""
+
+PATCH_NEW_FILE = """\
+diff --git a/drivers/new.c b/drivers/new.c
+new file mode 100644
+--- /dev/null
++++ b/drivers/new.c
+@@ -0,0 +1 @@
++int fresh;
+"""
+
+PATCH_BAD = """\
+diff --git a/a.c b/a.c
+--- a/a.c
++++ b/a.c
+@@ -1,3 +1,3 @@
+ int a;
+-int nothere;
++int other;
+ int c;
+"""
+
+
+@pytest.fixture()
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[KernelSource, Path]:
+    monkeypatch.setenv("KTLSKIT_CACHE", str(tmp_path / "cache"))
+    tree = tmp_path / "linux"
+    tree.mkdir()
+    (tree / "a.c").write_text("int a;\nint b;\nint c;\n")
+    (tree / "b.c").write_text("int untouched;\n")
+    old = time.time() - 3600
+    for f in tree.iterdir():
+        os.utime(f, (old, old))
+    pdir = tmp_path / "patches"
+    pdir.mkdir()
+    (pdir / "0001-a.patch").write_text(PATCH_A)
+    (pdir / "0002-new.patch").write_text(PATCH_NEW_FILE)
+    (pdir / "bad.patch").write_text(PATCH_BAD)
+    return KernelSource("tree", tree, "tree-test", "7.3.4"), pdir
+
+
+def _series(pdir: Path, names: list[str]) -> series.Series:
+    (pdir / "series").write_text("# test series\n" + "".join(f"{n}\n" for n in names) + "\n")
+    return series.load(pdir / "series")
+
+
+def test_load_skips_comments_and_checks_existence(env: tuple[KernelSource, Path]) -> None:
+    _, pdir = env
+    ser = _series(pdir, ["0001-a.patch", "0002-new.patch"])
+    assert [p.name for p in ser.patches] == ["0001-a.patch", "0002-new.patch"]
+    (pdir / "series").write_text("missing.patch\n")
+    with pytest.raises(series.SeriesError, match=r"series:1: patch missing.patch"):
+        series.load(pdir / "series")
+
+
+def test_touched_files() -> None:
+    assert series.patch_files(PATCH_A) == {"a.c"}
+    assert series.patch_files(PATCH_NEW_FILE) == {"drivers/new.c"}
+
+
+def test_apply_into_a_copy_and_reapply_on_change(env: tuple[KernelSource, Path]) -> None:
+    src, pdir = env
+    tree = series.prepared_tree(src, _series(pdir, ["0001-a.patch", "0002-new.patch"]))
+    assert tree != src.path
+    assert "hello" in (tree / "a.c").read_text()
+    assert (tree / "drivers/new.c").read_text() == "int fresh;\n"
+    assert "hello" not in (src.path / "a.c").read_text(), "pristine tree must not change"
+    # untouched files keep the pristine mtime, so make does not rebuild them
+    assert (tree / "b.c").stat().st_mtime == (src.path / "b.c").stat().st_mtime
+    # drop patch 1: a.c goes back to pristine content with a *new* mtime
+    patched_mtime = (tree / "a.c").stat().st_mtime
+    tree2 = series.prepared_tree(src, _series(pdir, ["0002-new.patch"]))
+    assert tree2 == tree
+    assert (tree / "a.c").read_text() == "int a;\nint b;\nint c;\n"
+    assert (tree / "a.c").stat().st_mtime >= patched_mtime
+    assert (tree / "a.c").stat().st_mtime > (src.path / "a.c").stat().st_mtime
+
+
+def test_unchanged_series_is_not_reapplied(env: tuple[KernelSource, Path]) -> None:
+    src, pdir = env
+    ser = _series(pdir, ["0001-a.patch"])
+    tree = series.prepared_tree(src, ser)
+    m1 = (tree / "a.c").stat().st_mtime_ns
+    series.prepared_tree(src, ser)
+    assert (tree / "a.c").stat().st_mtime_ns == m1
+
+
+def test_user_tree_edits_propagate(env: tuple[KernelSource, Path]) -> None:
+    src, pdir = env
+    ser = _series(pdir, ["0001-a.patch"])
+    tree = series.prepared_tree(src, ser)
+    (src.path / "b.c").write_text("int edited;\n")
+    series.prepared_tree(src, ser)
+    assert (tree / "b.c").read_text() == "int edited;\n"
+    assert "hello" in (tree / "a.c").read_text()
+
+
+def test_patch_that_does_not_apply_names_itself_and_the_hunk(
+        env: tuple[KernelSource, Path]) -> None:
+    src, pdir = env
+    with pytest.raises(series.SeriesError) as err:
+        series.prepared_tree(src, _series(pdir, ["0001-a.patch", "bad.patch"]))
+    msg = str(err.value)
+    assert "bad.patch does not apply" in msg
+    assert "-int nothere;" in msg
