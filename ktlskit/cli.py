@@ -6,11 +6,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from .commands import bench, guestcmds, kernelcmds, kselftestcmd
+from .commands import bench, guestcmds, kernelcmds, kselftestcmd, runcmd
 from .errors import KtlskitError
 from .progress import say
 
-MODULES = (kernelcmds, guestcmds, kselftestcmd, bench)
+MODULES = (runcmd, kernelcmds, guestcmds, kselftestcmd, bench)
 
 
 def parser() -> argparse.ArgumentParser:

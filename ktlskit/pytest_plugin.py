@@ -9,6 +9,7 @@ the report.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from . import ktap
 from .guest import Guest, GuestConfig, GuestSplatError, LocalGuest, running_in_guest
 from .kernel.build import BuildResult
 from .pipeline import KernelOptions, ensure_kernel
+from .tlsstats import Snapshot, delta
 
 _active: list[Guest | LocalGuest] = []
 _ktap_results: list[ktap.TestResult] = []
@@ -66,6 +68,58 @@ def guest(request: pytest.FixtureRequest) -> Iterator[Guest | LocalGuest]:
             yield g
         finally:
             _active.remove(g)
+
+
+class CaseRunner:
+    """``ktls_pair(case, version, cipher, **opts)``: run a ``ktlskit.cases`` case in the guest."""
+
+    def __init__(self, guest: Guest | LocalGuest) -> None:
+        self.guest = guest
+
+    def __call__(self, case: str, version: str = "1.3", cipher: str = "aes-gcm-128",
+                 timeout: float = 300, **opts: object) -> dict[str, Any]:
+        flags = "".join(f" --{k.replace('_', '-')}" + ("" if v is True else f" {v}")
+                        for k, v in opts.items() if v is not False)
+        res = self.guest.run(f"{self.guest.python} -m ktlskit.cases {case} --tls-version "
+                             f"{version} --cipher {cipher}{flags}", timeout=timeout)
+        return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture()
+def ktls_pair(guest: Guest | LocalGuest) -> CaseRunner:
+    """Runs guest-side kTLS cases on loopback pairs; each returns facts + tls_stat deltas."""
+    return CaseRunner(guest)
+
+
+class Stats:
+    """``tls_stats.snapshot()`` and ``tls_stats.delta(before)`` of the guest's counters."""
+
+    def __init__(self, guest: Guest | LocalGuest) -> None:
+        self.guest = guest
+
+    def snapshot(self, devices: tuple[str, ...] = (), netns: tuple[str, ...] = ()) -> Snapshot:
+        args = " ".join([*(f"--dev {d}" for d in devices), *(f"--netns {n}" for n in netns)])
+        out = self.guest.run(f"{self.guest.python} -m ktlskit.tlsstats snapshot {args}",
+                             timeout=60).stdout
+        return Snapshot.from_json(json.loads(out))
+
+    def delta(self, before: Snapshot, devices: tuple[str, ...] = ()) -> dict[str, int]:
+        return delta(before, self.snapshot(devices))
+
+
+@pytest.fixture()
+def tls_stats(guest: Guest | LocalGuest) -> Stats:
+    return Stats(guest)
+
+
+@pytest.fixture(params=["loopback", "veth", "netdevsim"])
+def topology(request: pytest.FixtureRequest, guest: Guest | LocalGuest) -> Iterator[dict]:
+    """Each topology in turn, set up in the guest and torn down after the test."""
+    res = guest.run(f"{guest.python} -m ktlskit.topology setup {request.param}", timeout=120)
+    try:
+        yield json.loads(res.stdout)
+    finally:
+        guest.run(f"{guest.python} -m ktlskit.topology teardown", timeout=60, check=False)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -12,7 +12,7 @@ TLS_STAT_NAMES = ("TlsCurrTxSw", "TlsCurrRxSw", "TlsCurrTxDevice", "TlsCurrRxDev
                   "TlsRxDeviceResync", "TlsDecryptRetry", "TlsRxNoPadViolation", "TlsRxRekeyOk",
                   "TlsRxRekeyError", "TlsTxRekeyOk", "TlsTxRekeyError", "TlsRxRekeyReceived")
 
-ULP_PROBE = """python3 - <<'PY'
+ULP_PROBE = """{python} - <<'PY'
 import socket
 srv = socket.create_server(("127.0.0.1", 0))
 c = socket.create_connection(srv.getsockname())
@@ -34,7 +34,7 @@ def test_tls_stat_has_every_counter(guest: Guest | LocalGuest) -> None:
 
 
 def test_tls_ulp_attaches(guest: Guest | LocalGuest) -> None:
-    assert guest.run(ULP_PROBE, timeout=60).stdout.strip() == "tls"
+    assert guest.run(ULP_PROBE.format(python=guest.python), timeout=60).stdout.strip() == "tls"
 
 
 def test_nonzero_exit_is_a_typed_error(guest: Guest | LocalGuest) -> None:

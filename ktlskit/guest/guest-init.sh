@@ -23,6 +23,11 @@ ip link set dev lo up
 ip link set dev "$IF" up
 ip addr add 10.0.2.15/24 dev "$IF"
 ip route add default via 10.0.2.2 dev "$IF"
+# The host's shell startup files (pyenv and friends) cost seconds per SSH
+# command under TCG and print noise: hide them in this guest only.
+for f in "$HOME/.bashrc" "$HOME/.profile" "$HOME/.bash_profile" "$HOME/.bash_login"; do
+	[ -f "$f" ] && mount --bind /dev/null "$f"
+done
 mount -t debugfs none /sys/kernel/debug 2>/dev/null
 mkdir -p /tmp && mount -t tmpfs -o mode=1777 tmpfs /tmp
 # Test knob: a guest that never answers SSH (the harness's hang handling).
@@ -34,14 +39,14 @@ fi
 # harness's console log), so an SSH failure is explained there.
 /usr/sbin/sshd -D -e -f "$BOOT/sshd_config" &
 SSHD=$!
-sleep 0.2
+sleep 1
 if ! kill -0 $SSHD 2>/dev/null; then
 	echo "ktlskit-init: sshd failed to start" >/dev/kmsg
 	exit 1
 fi
 echo "ktlskit-init: sshd up on $IF" >/dev/kmsg
-while [ ! -e "$RUN/stop" ]; do
-	sleep 0.2
-done
+# Block until the harness writes to the stop FIFO (no polling under TCG).
+mkfifo "$RUN/stop"
+read -r _ <"$RUN/stop"
 echo "ktlskit-init: stop requested" >/dev/kmsg
 kill $SSHD

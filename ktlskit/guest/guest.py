@@ -11,6 +11,7 @@ command and shutdown have deadlines, and the guest dies with the harness.
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import socket
@@ -99,6 +100,15 @@ class _Boot:
         return self.dir / "console.log"
 
 
+def connect_existing(boot_dir: Path, timeout: float = 10) -> SshSession:
+    """An SSH session to a guest another ktlskit process booted (its boot directory)."""
+    host_line = (boot_dir / "known_hosts").read_text().split()
+    port = int(host_line[0].rsplit(":", 1)[1])
+    user = paramiko.Ed25519Key.from_private_key_file(str(boot_dir / "id_ed25519"))
+    host = paramiko.Ed25519Key(data=base64.b64decode(host_line[2]))
+    return SshSession.connect(port, user, host, timeout)
+
+
 def read_qemu_pid(boot_dir: Path) -> int | None:
     try:
         return int((boot_dir / "qemu.pid").read_text().split()[0])
@@ -113,12 +123,17 @@ def _free_port() -> int:
 
 
 class Guest:
+    #: The harness's own interpreter: the host root is the guest's, so the same
+    #: venv (and ktlskit) runs in the guest.
+    python = sys.executable
+
     def __init__(self, boot: _Boot, proc: subprocess.Popen[bytes], accel: str) -> None:
         self._boot = boot
         self._proc = proc
         self.accel = accel
         self.ssh: SshSession | None = None
         self._watch = SplatWatch(self.console_text)
+        self._syncs = 0
 
     # ---- lifecycle --------------------------------------------------------
 
@@ -188,7 +203,7 @@ class Guest:
     def _stop(self) -> None:
         if self.ssh is not None and self._proc.poll() is None:
             with suppress(KtlskitError):
-                self.ssh.run("touch /run/ktlskit/stop", timeout=10, check=False)
+                self.ssh.run("echo stop > /run/ktlskit/stop", timeout=10, check=False)
             self.ssh.close()
         try:
             self._proc.wait(timeout=30)
@@ -209,11 +224,28 @@ class Guest:
         return self.ssh
 
     def run(self, command: str, timeout: float = 60, check: bool = True) -> GuestResult:
-        """Run ``command`` in the guest; a splat meanwhile raises GuestSplatError."""
+        """Run ``command`` in the guest; a splat meanwhile raises GuestSplatError.
+
+        The console lags the kernel log (printing is deferred to a kthread), so
+        the command ends by writing a marker to /dev/kmsg and the check waits
+        until the marker reached the console: everything printed before it did too.
+        """
+        self._syncs += 1
+        marker = f"ktlskit: sync {self._syncs}"
         try:
-            return self._session().run(command, timeout=timeout, check=check)
+            return self._session().run(command, timeout=timeout, check=check,
+                                       epilogue=f"echo '{marker}' >/dev/kmsg 2>/dev/null")
         finally:
+            self._await_console(marker, 10)
             self.check(f"while running {command!r}")
+
+    def _await_console(self, marker: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        needle = marker.encode()
+        while time.monotonic() < deadline and self.alive():
+            if needle in self._boot.console.read_bytes():
+                return
+            time.sleep(0.05)
 
     def spawn(self, command: str, timeout: float | None = None) -> GuestProcess:
         return self._session().spawn(command, timeout=timeout)

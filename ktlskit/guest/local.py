@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from .splat import Splat
@@ -66,6 +67,7 @@ class LocalProcess:
 
 class LocalGuest:
     accel = "local"
+    python = sys.executable
 
     def __init__(self) -> None:
         self._watch = SplatWatch(self._dmesg)

@@ -22,7 +22,9 @@ _STARTS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("atomic-sleep", r"^BUG: (sleeping function called from invalid context|"
                          r"scheduling while atomic)"),
         ("BUG", r"^(BUG: |kernel BUG at )"),
-        ("WARNING", r"^WARNING: CPU: \d+ PID: \d+ at "),
+        # 7.x: "WARNING: file.c:164 at func+0xc/0xf, CPU#1: comm/133";
+        # older: "WARNING: CPU: 1 PID: 133 at file.c:164 func+0xc/0xf"
+        ("WARNING", r"^WARNING: (CPU: \d+ PID: \d+ at |\S+:\d+ at )"),
         ("lockdep", r"^WARNING: (possible |inconsistent |suspicious |bad unlock|"
                     r"held lock|lock held|nested lock|circular)"),
         ("UBSAN", r"^UBSAN: "),

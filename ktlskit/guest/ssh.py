@@ -38,12 +38,17 @@ def _tail(text: str, n: int = 30) -> str:
     return "\n".join(text.splitlines()[-n:])
 
 
-def _wrap(command: str, timeout: float | None) -> str:
-    """Run under a login-free sh; with coreutils timeout so the guest side dies too."""
+def _wrap(command: str, timeout: float | None, epilogue: str = "") -> str:
+    """``sh -c`` under coreutils timeout (so the guest side dies too), then ``epilogue``.
+
+    The epilogue runs whatever happened to the command and keeps its exit status.
+    """
     inner = f"sh -c {shlex.quote(command)}"
-    if timeout is None:
-        return inner
-    return f"timeout --kill-after=5 {timeout:.0f} {inner}"
+    if timeout is not None:
+        inner = f"timeout --kill-after=5 {timeout:.0f} {inner}"
+    if epilogue:
+        inner = f"{inner}; rc=$?; {epilogue}; exit $rc"
+    return inner
 
 
 @dataclass
@@ -143,16 +148,18 @@ class SshSession:
             transport.set_keepalive(5)
         return cls(client)
 
-    def spawn(self, command: str, timeout: float | None = None) -> GuestProcess:
+    def spawn(self, command: str, timeout: float | None = None,
+              epilogue: str = "") -> GuestProcess:
         transport = self.client.get_transport()
         if transport is None or not transport.is_active():
             raise GuestTimeoutError("the SSH connection to the guest is gone")
         channel = transport.open_session(timeout=30)
-        channel.exec_command(_wrap(command, timeout))
+        channel.exec_command(_wrap(command, timeout, epilogue))
         return GuestProcess(self, command, channel)
 
-    def run(self, command: str, timeout: float, check: bool = True) -> GuestResult:
-        proc = self.spawn(command, timeout=timeout)
+    def run(self, command: str, timeout: float, check: bool = True,
+            epilogue: str = "") -> GuestResult:
+        proc = self.spawn(command, timeout=timeout, epilogue=epilogue)
         return proc.wait(timeout + 15, check=check)
 
     def put(self, local: Path, remote: str) -> None:

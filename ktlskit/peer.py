@@ -1,0 +1,402 @@
+"""A kTLS traffic peer: one end of a verified, rekeying kTLS connection.
+
+Run in the guest as ``python -m ktlskit.peer server|client``. Both ends
+stream ``--bytes`` to each other in frames of at most one TLS record
+(``[magic u32][seq u64][len u32][payload]``, payload derived from the
+sender's seed and the frame number), so the receiver checks every frame's
+sequence and content as well as a running SHA-256 of the whole stream.
+
+Rekeys (TLS 1.3): every ``--rekey-every`` records in the chosen directions,
+and on demand through a UNIX datagram control socket
+(``python -m ktlskit.peer control SOCKET tx|rx|both``). ``tx`` sends a
+KeyUpdate; ``both`` sends one with update_requested, which the other end
+answers; ``rx`` asks the other end (through its own control socket) to
+rekey its TX. The receiver records how long each KeyUpdate stalled it: from
+the KeyUpdate record to the first application data under the new key.
+
+The result is one JSON object on stdout; exit status 0 only if the stream
+was complete, in order and intact and no error occurred.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import os
+import queue
+import socket
+import struct
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .ciphers import lookup
+from .errors import KtlskitError
+from .keyschedule import DirectionState
+from .ksocket import Direction, KtlsSocket
+from .records import ContentType
+
+MAGIC = 0x4B544C53  # "KTLS"
+HEADER = struct.Struct("!IQI")
+RECORD_MAX = 16384
+PAYLOAD_MAX = RECORD_MAX - HEADER.size
+IO_TIMEOUT = 60.0
+
+
+class PeerError(KtlskitError):
+    """The stream broke: wrong frame, short stream, or a kernel error."""
+
+
+# ---- keys -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class KeyMaterial:
+    """What both ends agree on: version, cipher and one secret per direction."""
+
+    version: str  # "1.2" or "1.3"
+    cipher: str
+    c2s: str  # hex: TLS 1.3 traffic secret, or TLS 1.2 key||iv
+    s2c: str
+
+    @classmethod
+    def generate(cls, version: str, cipher: str) -> KeyMaterial:
+        spec = lookup(cipher)
+        n = spec.hash_len if version == "1.3" else spec.key_size + spec.tls12_fixed_iv_size
+        return cls(version, spec.name, os.urandom(n).hex(), os.urandom(n).hex())
+
+    def state(self, direction: str) -> DirectionState:
+        """``direction`` is "c2s" or "s2c"."""
+        raw = bytes.fromhex(self.c2s if direction == "c2s" else self.s2c)
+        spec = lookup(self.cipher)
+        if self.version == "1.3":
+            return DirectionState.from_tls13_secret(spec, raw)
+        return DirectionState.from_tls12(spec, raw[:spec.key_size], raw[spec.key_size:])
+
+
+# ---- the stream -----------------------------------------------------------
+
+def payload(seed: bytes, seq: int, length: int) -> bytes:
+    return hashlib.shake_128(seed + seq.to_bytes(8, "big")).digest(length)
+
+
+def frames(seed: bytes, total: int) -> list[tuple[int, int]]:
+    """(seq, payload length) of the frames that make exactly ``total`` bytes.
+
+    Each frame fits one record. A tail shorter than a header is avoided by
+    shortening the frame before it, so the last frame is at least a header.
+    """
+    if total < HEADER.size:
+        raise PeerError(f"a stream needs at least {HEADER.size} bytes, not {total}")
+    out = []
+    left = total
+    while left > 0:
+        size = min(left, RECORD_MAX)
+        if 0 < left - size < HEADER.size:
+            size = left - HEADER.size
+        out.append((len(out), size - HEADER.size))
+        left -= size
+    return out
+
+
+@dataclass
+class Result:
+    role: str
+    version: str
+    cipher: str
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    records_sent: int = 0
+    records_received: int = 0
+    sha256_sent: str = ""
+    sha256_received: str = ""
+    tx_rekeys: int = 0
+    rx_rekeys: int = 0
+    stalls_ms: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    complete: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.complete and not self.errors
+
+    def to_json(self) -> dict[str, object]:
+        d = asdict(self)
+        d["ok"] = self.ok
+        mb = (self.bytes_sent + self.bytes_received) / 1e6
+        d["throughput_mbps"] = round(8 * mb / self.seconds, 2) if self.seconds else 0.0
+        return d
+
+
+@dataclass
+class Options:
+    role: str
+    keys: KeyMaterial
+    nbytes: int
+    rekey_every: int = 0  # records; 0 = never
+    rekey_dirs: str = "tx"  # which scheduled rekeys this end does: tx, both, none
+    control: str = ""  # control socket path
+    peer_control: str = ""  # the other end's control socket (for "rx")
+    pause_at: int = -1  # before this frame, wait for one control command (-1: never)
+
+
+class Peer:
+    def __init__(self, sock: socket.socket, opts: Options) -> None:
+        self.opts = opts
+        self.ks = KtlsSocket(sock, auto_key_update=False)
+        self.tx_lock = threading.Lock()
+        self.commands: queue.Queue[str] = queue.Queue()
+        self.res = Result(opts.role, opts.keys.version, opts.keys.cipher)
+        self._rx_hash = hashlib.sha256()
+        self._tx_hash = hashlib.sha256()
+        self._ku_at: float | None = None
+
+    def install(self) -> None:
+        mine, theirs = ("c2s", "s2c") if self.opts.role == "client" else ("s2c", "c2s")
+        self.ks.attach_ulp()
+        self.ks.install(Direction.TX, self.opts.keys.state(mine))
+        self.ks.install(Direction.RX, self.opts.keys.state(theirs))
+
+    # -- TX -----------------------------------------------------------------
+
+    def _seed(self, role: str) -> bytes:
+        return hashlib.sha256(f"ktlskit-{role}".encode()).digest()
+
+    def sender(self) -> None:
+        plan = frames(self._seed(self.opts.role), self.opts.nbytes)
+        seed = self._seed(self.opts.role)
+        for seq, n in plan:
+            if seq == self.opts.pause_at:
+                self._await_command()
+            self._serve_commands()
+            data = HEADER.pack(MAGIC, seq, n) + payload(seed, seq, n)
+            with self.tx_lock:
+                self.ks.send(data)
+            self._tx_hash.update(data)
+            self.res.bytes_sent += len(data)
+            self.res.records_sent += 1
+            every = self.opts.rekey_every
+            if every and self.opts.rekey_dirs != "none" and (seq + 1) % every == 0 \
+                    and seq + 1 < len(plan):
+                self.rekey_tx(requested=self.opts.rekey_dirs == "both")
+        self._serve_commands()
+        self.res.sha256_sent = self._tx_hash.hexdigest()
+
+    def _await_command(self) -> None:
+        """Hold the stream mid-way until the harness sends a command (a rekey over SSH)."""
+        print(f"paused at frame {self.opts.pause_at}", file=sys.stderr, flush=True)
+        try:
+            cmd = self.commands.get(timeout=IO_TIMEOUT)
+        except queue.Empty as exc:
+            raise PeerError(f"no control command within {IO_TIMEOUT:.0f}s while paused") from exc
+        self.commands.put(cmd)
+
+    def rekey_tx(self, requested: bool) -> None:
+        with self.tx_lock:
+            self.ks.send_key_update(requested)
+            self.res.tx_rekeys += 1
+
+    def _serve_commands(self) -> None:
+        while True:
+            try:
+                cmd = self.commands.get_nowait()
+            except queue.Empty:
+                return
+            if cmd == "tx":
+                self.rekey_tx(requested=False)
+            elif cmd == "both":
+                self.rekey_tx(requested=True)
+            elif cmd == "rx":
+                send_control(self.opts.peer_control, "tx")
+
+    # -- RX -----------------------------------------------------------------
+
+    def receiver(self, expect: int) -> None:
+        seed = self._seed("server" if self.opts.role == "client" else "client")
+        buf = bytearray()
+        next_seq = 0
+        while self.res.bytes_received < expect:
+            ctype, data = self.ks.recv_record(RECORD_MAX + 256, auto_key_update=False)
+            if ctype == ContentType.HANDSHAKE:
+                self._ku_at = time.monotonic()
+                with self.tx_lock:
+                    if self.ks.handle_key_update(data):
+                        self.res.rx_rekeys += 1
+                        self.res.tx_rekeys = self.ks.counters.key_updates_sent
+                continue
+            if ctype != ContentType.APPLICATION_DATA:
+                if not data:
+                    raise PeerError(f"stream ended after {self.res.bytes_received} of "
+                                    f"{expect} bytes")
+                raise PeerError(f"unexpected record type {ctype}")
+            if self._ku_at is not None:
+                self.res.stalls_ms.append(round((time.monotonic() - self._ku_at) * 1000, 3))
+                self._ku_at = None
+            self._rx_hash.update(data)
+            self.res.bytes_received += len(data)
+            buf += data
+            next_seq = self._check_frames(buf, seed, next_seq)
+        self.res.records_received = next_seq
+        self.res.sha256_received = self._rx_hash.hexdigest()
+        if buf:
+            raise PeerError(f"{len(buf)} bytes of a partial frame at the end of the stream")
+
+    def _check_frames(self, buf: bytearray, seed: bytes, next_seq: int) -> int:
+        while len(buf) >= HEADER.size:
+            magic, seq, n = HEADER.unpack_from(buf)
+            if magic != MAGIC:
+                raise PeerError(f"bad frame magic {magic:#x} at frame {next_seq}")
+            if seq != next_seq:
+                raise PeerError(f"frame {seq} arrived where {next_seq} was due")
+            if len(buf) < HEADER.size + n:
+                break
+            if bytes(buf[HEADER.size:HEADER.size + n]) != payload(seed, seq, n):
+                raise PeerError(f"frame {seq}: payload corrupted")
+            del buf[:HEADER.size + n]
+            next_seq += 1
+        return next_seq
+
+    # -- the run --------------------------------------------------------------
+
+    def run(self) -> Result:
+        start = time.monotonic()
+        errors: list[str] = []
+
+        def guarded(fn: object, *a: object) -> None:
+            try:
+                fn(*a)  # type: ignore[operator]
+            except (KtlskitError, OSError) as exc:
+                errors.append(f"{type(exc).__name__}: {exc}")
+
+        ctl = self._control_thread()
+        rx = threading.Thread(target=guarded, args=(self.receiver, self.opts.nbytes),
+                              daemon=True)
+        rx.start()
+        guarded(self.sender)
+        rx.join(timeout=IO_TIMEOUT * 4)
+        if rx.is_alive():
+            errors.append("receiver did not finish in time")
+        self.res.complete = self.res.bytes_received == self.opts.nbytes and \
+            self.res.bytes_sent == self.opts.nbytes
+        self.res.errors = errors
+        self.res.seconds = round(time.monotonic() - start, 3)
+        if ctl:
+            ctl.close()
+        return self.res
+
+    def _control_thread(self) -> socket.socket | None:
+        if not self.opts.control:
+            return None
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.opts.control)
+        ctl = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        ctl.bind(self.opts.control)
+
+        def loop() -> None:
+            while True:
+                try:
+                    msg = ctl.recv(64).decode().strip()
+                except OSError:
+                    return
+                if msg in ("tx", "rx", "both"):
+                    self.commands.put(msg)
+
+        threading.Thread(target=loop, daemon=True).start()
+        return ctl
+
+
+def send_control(path: str, command: str) -> None:
+    if command not in ("tx", "rx", "both"):
+        raise PeerError(f"unknown rekey command {command!r}: tx, rx or both")
+    if not path or not Path(path).exists():
+        raise PeerError(f"no peer control socket at {path!r} (is the peer running?)")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+        s.sendto(command.encode(), path)
+
+
+# ---- connection setup -----------------------------------------------------
+
+def _family(addr: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in addr else socket.AF_INET
+
+
+def accept_one(addr: str, port: int, timeout: float) -> socket.socket:
+    srv = socket.socket(_family(addr), socket.SOCK_STREAM)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind((addr, port))
+    srv.listen(1)
+    srv.settimeout(timeout)
+    print("listening", file=sys.stderr, flush=True)
+    try:
+        conn, _ = srv.accept()
+    except TimeoutError as exc:
+        raise PeerError(f"no client connected to {addr}:{port} within {timeout:.0f}s") from exc
+    finally:
+        srv.close()
+    conn.settimeout(IO_TIMEOUT)
+    return conn
+
+
+def connect(addr: str, port: int, timeout: float) -> socket.socket:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            conn = socket.create_connection((addr, port), timeout=5)
+            conn.settimeout(IO_TIMEOUT)
+            return conn
+        except OSError as exc:
+            if time.monotonic() > deadline:
+                raise PeerError(f"cannot connect to {addr}:{port}: {exc}") from exc
+            time.sleep(0.1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m ktlskit.peer")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    for role in ("server", "client"):
+        r = sub.add_parser(role)
+        r.add_argument("--addr", required=True)
+        r.add_argument("--port", type=int, default=4433)
+        r.add_argument("--keys", required=True, help="JSON file with KeyMaterial")
+        r.add_argument("--bytes", type=int, default=4 << 20)
+        r.add_argument("--rekey-every", type=int, default=0, help="records; 0 = never")
+        r.add_argument("--rekey-dirs", choices=("tx", "both", "none"), default="tx")
+        r.add_argument("--control", default="")
+        r.add_argument("--peer-control", default="")
+        r.add_argument("--timeout", type=float, default=60)
+        r.add_argument("--pause-at", type=int, default=-1,
+                       help="wait for a control command before this frame")
+    c = sub.add_parser("control")
+    c.add_argument("socket")
+    c.add_argument("command", choices=("tx", "rx", "both"))
+    args = p.parse_args(argv)
+    if args.cmd == "control":
+        send_control(args.socket, args.command)
+        return 0
+    keys = KeyMaterial(**json.loads(Path(args.keys).read_text()))
+    if keys.version == "1.2" and args.rekey_every:
+        print("error: TLS 1.2 has no rekey (KeyUpdate is TLS 1.3 only)", file=sys.stderr)
+        return 2
+    opts = Options(args.cmd, keys, args.bytes, args.rekey_every, args.rekey_dirs,
+                   args.control, args.peer_control, args.pause_at)
+    try:
+        sock = (accept_one if args.cmd == "server" else connect)(args.addr, args.port,
+                                                                 args.timeout)
+        peer = Peer(sock, opts)
+        peer.install()
+    except KtlskitError as exc:
+        res = Result(args.cmd, keys.version, keys.cipher, errors=[f"setup: {exc}"])
+        print(json.dumps(res.to_json()))
+        return 1
+    res = peer.run()
+    peer.ks.close()
+    print(json.dumps(res.to_json()))
+    return 0 if res.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""The scenario verdict: what makes a run pass or fail."""
+
+import pytest
+
+from ktlskit.scenario import ScenarioError, ScenarioReport, ScenarioSpec, judge
+
+
+def _peer(sent: str, received: str, tx: int, rx: int, ok: bool = True) -> dict:
+    return {
+        "ok": ok,
+        "sha256_sent": sent,
+        "sha256_received": received,
+        "tx_rekeys": tx,
+        "rx_rekeys": rx,
+        "errors": [] if ok else ["boom"],
+        "stalls_ms": [1.0],
+        "throughput_mbps": 10.0,
+    }
+
+
+def _report(counters: dict, spec: ScenarioSpec | None = None, ok: bool = True) -> ScenarioReport:
+    rep = ScenarioReport(spec or ScenarioSpec(), "Linux test", "tcg")
+    rep.peers = {"client": _peer("aa", "bb", 3, 2, ok), "server": _peer("bb", "aa", 2, 3)}
+    rep.counters = counters
+    rep.checks = judge(rep.spec, rep)
+    return rep
+
+
+GOOD = {"TlsTxRekeyOk": 5, "TlsRxRekeyOk": 5, "TlsRxRekeyReceived": 5, "TlsTxSw": 2, "TlsRxSw": 2}
+
+
+def test_a_clean_run_passes() -> None:
+    rep = _report(GOOD)
+    assert rep.verdict == "pass", [c for c in rep.checks if not c.ok]
+    assert rep.rekeys() == {"tx": 5, "rx": 5}
+    assert rep.to_json()["verdict"] == "pass"
+
+
+def test_counter_mismatch_fails() -> None:
+    rep = _report({**GOOD, "TlsTxRekeyOk": 4})
+    assert rep.verdict == "fail"
+    bad = [c.name for c in rep.checks if not c.ok]
+    assert bad == ["TlsTxRekeyOk = rekeys sent"]
+
+
+def test_decrypt_error_fails() -> None:
+    assert _report({**GOOD, "TlsDecryptError": 1}).verdict == "fail"
+
+
+def test_integrity_mismatch_fails() -> None:
+    rep = _report(GOOD)
+    rep.peers["server"]["sha256_received"] = "zz"
+    assert not all(c.ok for c in judge(rep.spec, rep))
+
+
+def test_peer_error_fails() -> None:
+    assert _report(GOOD, ok=False).verdict == "fail"
+
+
+def test_offload_needs_device_counters() -> None:
+    spec = ScenarioSpec(topology="netdevsim", offload=True)
+    assert _report(GOOD, spec).verdict == "fail"
+    assert _report({**GOOD, "TlsTxDevice": 1, "TlsRxDevice": 1}, spec).verdict == "pass"
+
+
+def test_tls12_rekey_is_refused_before_anything_runs() -> None:
+    with pytest.raises(ScenarioError, match=r"TLS 1\.2 has no rekey"):
+        ScenarioSpec(version="1.2").check()
+    ScenarioSpec(version="1.2", rekey_every=0, extra_rekey=False).check()

@@ -1,0 +1,52 @@
+"""Traffic scenarios (what ``ktlskit run`` does) over every topology, no offload."""
+
+from typing import Any
+
+import pytest
+
+from ktlskit import scenario
+from ktlskit.guest import Guest, LocalGuest
+
+TOPOLOGIES = ("loopback", "veth", "netdevsim")
+
+
+def _assert_pass(rep: scenario.ScenarioReport) -> None:
+    bad = [c for c in rep.checks if not c.ok]
+    assert rep.verdict == "pass", bad
+
+
+@pytest.mark.parametrize("topo", TOPOLOGIES)
+def test_tls13_with_rekeys_under_load(guest: Guest | LocalGuest, topo: str) -> None:
+    spec = scenario.ScenarioSpec(topology=topo, nbytes=1 << 20, rekey_every=8)
+    rep = scenario.run(guest, spec)
+    _assert_pass(rep)
+    rk = rep.rekeys()
+    assert rk["tx"] >= 2 * (((1 << 20) // 16384) // 8 - 1), rk
+    assert rep.counters["TlsTxRekeyOk"] == rk["tx"]
+    assert len(rep.stalls_ms()) == rk["rx"]
+
+
+@pytest.mark.parametrize("topo", TOPOLOGIES)
+def test_tls12_without_rekey(guest: Guest | LocalGuest, topo: str) -> None:
+    spec = scenario.ScenarioSpec(topology=topo, version="1.2", cipher="aes-gcm-256",
+                                 nbytes=1 << 20, rekey_every=0, extra_rekey=False)
+    _assert_pass(scenario.run(guest, spec))
+
+
+def test_ipv6_over_veth(guest: Guest | LocalGuest) -> None:
+    spec = scenario.ScenarioSpec(topology="veth", nbytes=256 << 10, rekey_every=4, ipv6=True)
+    _assert_pass(scenario.run(guest, spec))
+
+
+def test_offload_without_a_capable_device_is_a_clear_error(guest: Guest | LocalGuest) -> None:
+    spec = scenario.ScenarioSpec(topology="veth", offload=True)
+    with pytest.raises(scenario.ScenarioError, match="tls-hw"):
+        scenario.run(guest, spec)
+
+
+def test_topology_fixture_sets_up_each_kind(topology: dict[str, Any],
+                                            guest: Guest | LocalGuest) -> None:
+    ns = topology["server_ns"]
+    prefix = f"ip netns exec {ns} " if ns else ""
+    addr = topology["server_v4"]
+    guest.run(f"{prefix}ip -o addr show | grep -q {addr}", timeout=30)
