@@ -406,6 +406,8 @@ class KtlsSocket:
         self.counters = RekeyCounters()
         self._ulp_attached = False
         self._rx_key_update_pending = False
+        self._rx_data = bytearray()  # application data read but not yet returned by recv()
+        self.update_answer_due = False  # peer requested an update we have not answered yet
         self._installed: dict[Direction, uapi.CryptoInfo] = {}
         self._states: dict[Direction, DirectionState] = {}
 
@@ -684,21 +686,33 @@ class KtlsSocket:
             raise map_os_error(exc, KtlsOp.RECV) from exc
 
     def recv(self, bufsize: int = DEFAULT_RECV_SIZE) -> bytes:
-        """Receive application data.
+        """Receive up to ``bufsize`` bytes of application data.
 
         Handshake records are skipped (KeyUpdate handled first, tickets dropped); alerts and
         other types raise :class:`KtlsRecordTypeError`.  ``b""`` means the peer closed.
+        The kernel is always read with a buffer of a whole record, so a small ``bufsize``
+        never truncates a control record (a KeyUpdate is 5 bytes); application data beyond
+        ``bufsize`` is kept for the next call.
         """
-        while True:
-            content_type, data = self.recv_record(bufsize, auto_key_update=True)
-            if content_type in (ContentType.APPLICATION_DATA, EOF_CONTENT_TYPE):
-                return data
+        if isinstance(bufsize, bool) or not isinstance(bufsize, int) or bufsize < 1:
+            raise KtlsInputError(f"bufsize must be a positive int, got {bufsize!r}")
+        while not self._rx_data:
+            content_type, data = self.recv_record(max(bufsize, DEFAULT_RECV_SIZE + 256),
+                                                  auto_key_update=True)
+            if content_type == EOF_CONTENT_TYPE:
+                return b""
+            if content_type == ContentType.APPLICATION_DATA:
+                self._rx_data += data
+                continue
             if content_type == ContentType.HANDSHAKE:
                 continue  # KeyUpdate handled above; NewSessionTicket etc. have no use here
             raise KtlsRecordTypeError(
                 f"receive: expected application data, got record type {content_type}",
                 op=KtlsOp.RECV,
             )
+        out = bytes(self._rx_data[:bufsize])
+        del self._rx_data[:bufsize]
+        return out
 
     # -- TLS 1.3 KeyUpdate -------------------------------------------------------------------
 
@@ -713,14 +727,18 @@ class KtlsSocket:
         self._require(Direction.TX, "send_key_update")
         nxt = check_rekey_state(Direction.TX, self._states.get(Direction.TX))
         self.send_record(ContentType.HANDSHAKE, encode_key_update(update_requested))
+        self.update_answer_due = False
         self.counters.key_updates_sent += 1
         self.install(Direction.TX, nxt)
         return nxt
 
-    def handle_key_update(self, handshake_data: bytes) -> bool:
+    def handle_key_update(self, handshake_data: bytes, *, answer: bool = True) -> bool:
         """Act on a received handshake record: if it ends with KeyUpdate, install the next RX
         key and answer ``update_requested`` with our own KeyUpdate (not requested).
 
+        With ``answer=False`` only RX is touched and :attr:`update_answer_due` says whether
+        the peer asked for an update: a program whose TX runs in another thread answers there
+        (``send_key_update`` clears the flag), so the receiving thread never waits on TX.
         Returns True if a KeyUpdate was handled, False if the record held none.
         """
         try:
@@ -740,8 +758,10 @@ class KtlsSocket:
         self.counters.key_updates_received += 1
         self.install(Direction.RX, nxt)
         self._rx_key_update_pending = False
-        if requested:
+        if requested and answer:
             self.send_key_update(False)
+        elif requested:
+            self.update_answer_due = True
         return True
 
 

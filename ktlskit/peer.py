@@ -154,6 +154,7 @@ class Peer:
         self._rx_hash = hashlib.sha256()
         self._tx_hash = hashlib.sha256()
         self._ku_at: float | None = None
+        self._rx_done = threading.Event()
 
     def install(self) -> None:
         mine, theirs = ("c2s", "s2c") if self.opts.role == "client" else ("s2c", "c2s")
@@ -183,8 +184,12 @@ class Peer:
             if every and self.opts.rekey_dirs != "none" and (seq + 1) % every == 0 \
                     and seq + 1 < len(plan):
                 self.rekey_tx(requested=self.opts.rekey_dirs == "both")
-        self._serve_commands()
         self.res.sha256_sent = self._tx_hash.hexdigest()
+        # Keep serving rekey commands (and answers to requested updates) until the
+        # receiver is done, so a late KeyUpdate(update_requested) is still answered.
+        while not self._rx_done.wait(0.02):
+            self._serve_commands()
+        self._serve_commands()
 
     def _await_command(self) -> None:
         """Hold the stream mid-way until the harness sends a command (a rekey over SSH)."""
@@ -206,7 +211,10 @@ class Peer:
                 cmd = self.commands.get_nowait()
             except queue.Empty:
                 return
-            if cmd == "tx":
+            if cmd == "answer":
+                if self.ks.update_answer_due:
+                    self.rekey_tx(requested=False)
+            elif cmd == "tx":
                 self.rekey_tx(requested=False)
             elif cmd == "both":
                 self.rekey_tx(requested=True)
@@ -222,11 +230,14 @@ class Peer:
         while self.res.bytes_received < expect:
             ctype, data = self.ks.recv_record(RECORD_MAX + 256, auto_key_update=False)
             if ctype == ContentType.HANDSHAKE:
+                # Never take the TX lock here: the sender may hold it while blocked on a
+                # full send buffer that only our reading will drain. A requested answer
+                # is left to the sender thread.
                 self._ku_at = time.monotonic()
-                with self.tx_lock:
-                    if self.ks.handle_key_update(data):
-                        self.res.rx_rekeys += 1
-                        self.res.tx_rekeys = self.ks.counters.key_updates_sent
+                if self.ks.handle_key_update(data, answer=False):
+                    self.res.rx_rekeys += 1
+                    if self.ks.update_answer_due:
+                        self.commands.put("answer")
                 continue
             if ctype != ContentType.APPLICATION_DATA:
                 if not data:
@@ -271,6 +282,9 @@ class Peer:
                 fn(*a)  # type: ignore[operator]
             except (KtlskitError, OSError) as exc:
                 errors.append(f"{type(exc).__name__}: {exc}")
+            finally:
+                if fn == self.receiver:
+                    self._rx_done.set()
 
         ctl = self._control_thread()
         rx = threading.Thread(target=guarded, args=(self.receiver, self.opts.nbytes),

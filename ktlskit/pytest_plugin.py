@@ -100,7 +100,7 @@ class Stats:
     def snapshot(self, devices: tuple[str, ...] = (), netns: tuple[str, ...] = ()) -> Snapshot:
         args = " ".join([*(f"--dev {d}" for d in devices), *(f"--netns {n}" for n in netns)])
         out = self.guest.run(f"{self.guest.python} -m ktlskit.tlsstats snapshot {args}",
-                             timeout=60).stdout
+                             timeout=300).stdout
         return Snapshot.from_json(json.loads(out))
 
     def delta(self, before: Snapshot, devices: tuple[str, ...] = ()) -> dict[str, int]:
@@ -115,11 +115,11 @@ def tls_stats(guest: Guest | LocalGuest) -> Stats:
 @pytest.fixture(params=["loopback", "veth", "netdevsim"])
 def topology(request: pytest.FixtureRequest, guest: Guest | LocalGuest) -> Iterator[dict]:
     """Each topology in turn, set up in the guest and torn down after the test."""
-    res = guest.run(f"{guest.python} -m ktlskit.topology setup {request.param}", timeout=120)
+    res = guest.run(f"{guest.python} -m ktlskit.topology setup {request.param}", timeout=300)
     try:
         yield json.loads(res.stdout)
     finally:
-        guest.run(f"{guest.python} -m ktlskit.topology teardown", timeout=60, check=False)
+        guest.run(f"{guest.python} -m ktlskit.topology teardown", timeout=300, check=False)
 
 
 @pytest.hookimpl(hookwrapper=True)

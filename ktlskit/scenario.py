@@ -26,6 +26,8 @@ from .tlsstats import Snapshot, delta
 
 GUEST_DIR = "/tmp/ktlskit-run"
 PORT = 4433
+# A Python start in a TCG guest on a loaded 2-core host can take tens of seconds.
+GUEST_PY_TIMEOUT = 300
 
 
 class ScenarioError(KtlskitError):
@@ -116,14 +118,15 @@ def _snapshot(guest: Guest | LocalGuest, topo: dict) -> Snapshot:
     args = " ".join([*(f"--dev {d}" for d in topo["devices"]),
                      *(f"--netns {n}" for n in sorted({topo["server_ns"], topo["client_ns"]})
                        if n)])
-    out = guest.run(_py(guest, "tlsstats", f"snapshot {args}"), timeout=60).stdout
+    out = guest.run(_py(guest, "tlsstats", f"snapshot {args}"), timeout=GUEST_PY_TIMEOUT).stdout
     return Snapshot.from_json(json.loads(out))
 
 
 def _setup(guest: Guest | LocalGuest, spec: ScenarioSpec) -> dict:
     flag = " --offload" if spec.offload else ""
     try:
-        res = guest.run(_py(guest, "topology", f"setup {spec.topology}{flag}"), timeout=120)
+        res = guest.run(_py(guest, "topology", f"setup {spec.topology}{flag}"),
+                        timeout=GUEST_PY_TIMEOUT)
     except GuestCommandError as exc:
         raise ScenarioError(f"topology {spec.topology}: {exc.result.stderr.strip()}") from exc
     return json.loads(res.stdout)
@@ -162,27 +165,32 @@ def run(guest: Guest | LocalGuest, spec: ScenarioSpec, kernel: str = "") -> Scen
         before = _snapshot(guest, topo)
         say(f"traffic: TLS {spec.version} {spec.cipher}, {spec.nbytes} bytes each way, "
             f"rekey every {spec.rekey_every or 'never'} records")
-        report.peers = _traffic(guest, spec, topo)
+        report.peers, mid = _traffic(guest, spec, topo)
         after = _snapshot(guest, topo)
         report.counters = delta(before, after)
-        report.sockets = [asdict(s) for s in after.sockets]
+        report.sockets = [asdict(s) for s in (mid or after).sockets]
     finally:
-        guest.run(_py(guest, "topology", "teardown"), timeout=60, check=False)
+        guest.run(_py(guest, "topology", "teardown"), timeout=GUEST_PY_TIMEOUT, check=False)
     report.checks = judge(spec, report)
     report.seconds = round(time.monotonic() - start, 1)
     return report
 
 
-def _traffic(guest: Guest | LocalGuest, spec: ScenarioSpec, topo: dict) -> dict[str, dict]:
+def _traffic(guest: Guest | LocalGuest, spec: ScenarioSpec,
+             topo: dict) -> tuple[dict[str, dict], Snapshot | None]:
+    """Run both peers; with ``extra_rekey``, also a mid-stream snapshot (sockets open)."""
     server = guest.spawn(_py(guest, "peer", _peer_args(spec, topo, "server"), topo["server_ns"]),
                          timeout=spec.timeout)
-    _await_text(server, "listening", 60, "server")
+    _await_text(server, "listening", GUEST_PY_TIMEOUT, "server")
     client = guest.spawn(_py(guest, "peer", _peer_args(spec, topo, "client"), topo["client_ns"]),
                          timeout=spec.timeout)
+    mid = None
     if spec.extra_rekey:
-        _await_text(client, "paused at frame", 120, "client")
+        _await_text(client, "paused at frame", GUEST_PY_TIMEOUT, "client")
+        mid = _snapshot(guest, topo)
         say("triggering one rekey over SSH (client TX, update requested)")
-        guest.run(_py(guest, "peer", f"control {GUEST_DIR}/client.ctl both"), timeout=30)
+        guest.run(_py(guest, "peer", f"control {GUEST_DIR}/client.ctl both"),
+                  timeout=GUEST_PY_TIMEOUT)
     results = {}
     for role, proc in (("client", client), ("server", server)):
         res = proc.wait(timeout=spec.timeout + 30, check=False)
@@ -191,7 +199,7 @@ def _traffic(guest: Guest | LocalGuest, spec: ScenarioSpec, topo: dict) -> dict[
         except (IndexError, json.JSONDecodeError) as exc:
             raise ScenarioError(f"{role} peer printed no result (exit {res.rc}):\n"
                                 f"{res.stderr[-2000:]}") from exc
-    return results
+    return results, mid
 
 
 def _await_text(proc: object, text: str, timeout: float, who: str) -> None:

@@ -152,9 +152,28 @@ def ss_sockets(netns: str | None) -> list[SocketTls]:
     return parse_ss(res.stdout, netns or "")
 
 
+def tls_stat_in(netns: str | None) -> dict[str, int]:
+    """/proc/net/tls_stat of one network namespace (the counters are per namespace)."""
+    if not netns:
+        return parse_tls_stat(TLS_STAT.read_text()) if TLS_STAT.exists() else {}
+    from pyroute2 import netns as pr_netns
+
+    pr_netns.pushns(netns)
+    try:
+        return parse_tls_stat(Path("/proc/self/net/tls_stat").read_text())
+    finally:
+        pr_netns.popns()
+
+
 def snapshot(devices: list[str], namespaces: list[str]) -> Snapshot:
-    """``devices`` are ``ns/ifname`` (``/ifname`` for the initial namespace)."""
-    snap = Snapshot(parse_tls_stat(TLS_STAT.read_text()) if TLS_STAT.exists() else {})
+    """``devices`` are ``ns/ifname`` (``/ifname`` for the initial namespace).
+
+    ``tls_stat`` sums the initial namespace and every namespace in ``namespaces``.
+    """
+    snap = Snapshot(tls_stat_in(None))
+    for ns in dict.fromkeys(n for n in namespaces if n):
+        for k, v in tls_stat_in(ns).items():
+            snap.tls_stat[k] = snap.tls_stat.get(k, 0) + v
     for dev in devices:
         ns, _, ifname = dev.rpartition("/")
         snap.ethtool[dev] = ethtool_stats(ifname, ns or None)

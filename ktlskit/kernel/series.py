@@ -49,7 +49,7 @@ class Series:
 
 def load(series_file: Path | None = None) -> Series:
     """Parse ``patches/series``: one patch per line, ``#`` comments, blank lines."""
-    sf = series_file or paths.project_dir() / "patches" / "series"
+    sf = (series_file or paths.project_dir() / "patches" / "series").resolve()
     if not sf.is_file():
         return Series(sf.parent, ())
     patches = []
