@@ -46,3 +46,10 @@ def test_delta_keeps_kernel_names_and_sums_devices() -> None:
     assert d["tx_tls_encrypted_packets"] == 6
     assert d["a/kta0:tx_tls_encrypted_packets"] == 4
     assert Snapshot.from_json(after.to_json()).sockets == after.sockets
+
+
+def test_ss_half_installed_sockets() -> None:
+    socks = parse_ss((FIXTURES / "ss-tinHe-ktls.txt").read_text())
+    confs = {(s.txconf, s.rxconf) for s in socks}
+    assert ("sw", "none") in confs and ("none", "sw") in confs
+    assert all(s.local and s.peer for s in socks)
