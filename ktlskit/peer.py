@@ -37,14 +37,16 @@ from pathlib import Path
 from .ciphers import lookup
 from .errors import KtlskitError
 from .keyschedule import DirectionState
-from .ksocket import Direction, KtlsSocket
+from .ksocket import EOF_CONTENT_TYPE, Direction, KtlsSocket
 from .records import ContentType
 
 MAGIC = 0x4B544C53  # "KTLS"
 HEADER = struct.Struct("!IQI")
 RECORD_MAX = 16384
 PAYLOAD_MAX = RECORD_MAX - HEADER.size
-IO_TIMEOUT = 60.0
+# Socket deadline: long enough for a stream held while the harness starts a rekey
+# command in a slow TCG guest; the harness bounds the whole run separately.
+IO_TIMEOUT = 300.0
 
 
 class PeerError(KtlskitError):
@@ -154,7 +156,8 @@ class Peer:
         self._rx_hash = hashlib.sha256()
         self._tx_hash = hashlib.sha256()
         self._ku_at: float | None = None
-        self._rx_done = threading.Event()
+        self._rx_done = threading.Event()  # receiver finished (EOF or error)
+        self._rx_all = threading.Event()  # the whole peer stream has arrived
 
     def install(self) -> None:
         mine, theirs = ("c2s", "s2c") if self.opts.role == "client" else ("s2c", "c2s")
@@ -185,11 +188,14 @@ class Peer:
                     and seq + 1 < len(plan):
                 self.rekey_tx(requested=self.opts.rekey_dirs == "both")
         self.res.sha256_sent = self._tx_hash.hexdigest()
-        # Keep serving rekey commands (and answers to requested updates) until the
-        # receiver is done, so a late KeyUpdate(update_requested) is still answered.
-        while not self._rx_done.wait(0.02):
+        # Keep serving rekey commands (and answers to requested updates) until the whole
+        # peer stream is in: a KeyUpdate(update_requested) always comes before the rest of
+        # the peer's data, so once that is here nothing is left to answer. Then FIN.
+        while not self._rx_all.wait(0.02) and not self._rx_done.is_set():
             self._serve_commands()
         self._serve_commands()
+        with self.tx_lock:
+            self.ks.sock.shutdown(socket.SHUT_WR)
 
     def _await_command(self) -> None:
         """Hold the stream mid-way until the harness sends a command (a rekey over SSH)."""
@@ -255,6 +261,20 @@ class Peer:
         self.res.sha256_received = self._rx_hash.hexdigest()
         if buf:
             raise PeerError(f"{len(buf)} bytes of a partial frame at the end of the stream")
+        self._rx_all.set()
+        self._drain()
+
+    def _drain(self) -> None:
+        """After the stream: read to EOF, following trailing KeyUpdates (late answers)."""
+        while True:
+            ctype, data = self.ks.recv_record(RECORD_MAX + 256, auto_key_update=False)
+            if ctype == EOF_CONTENT_TYPE:
+                return
+            if ctype == ContentType.HANDSHAKE and self.ks.handle_key_update(data, answer=False):
+                self.res.rx_rekeys += 1
+                continue
+            raise PeerError(f"record type {ctype} ({len(data)} bytes) after the end of the "
+                            "stream")
 
     def _check_frames(self, buf: bytearray, seed: bytes, next_seq: int) -> int:
         while len(buf) >= HEADER.size:

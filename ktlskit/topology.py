@@ -119,13 +119,16 @@ def _veth() -> Topology:
     return Topology("veth", NS_A, NS_B, V4[0], V6[0], [f"{NS_A}/kta0", f"{NS_B}/ktb0"])
 
 
-def _nsim_netdev(dev_id: int) -> str:
+def _nsim_netdev(dev_id: int) -> int:
+    """The ifindex of the device's port: names are unstable while udev renames it."""
+    subprocess.run(["udevadm", "settle", "-t", "30"], capture_output=True, timeout=60,
+                   check=False)
     ndir = NSIM_BUS / "devices" / f"netdevsim{dev_id}" / "net"
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         names = sorted(os.listdir(ndir)) if ndir.is_dir() else []
         if names:
-            return names[0]
+            return int((ndir / names[0] / "ifindex").read_text())
         time.sleep(0.05)
     raise TopologyError(f"netdevsim{dev_id} created no netdev under {ndir}")
 
@@ -140,15 +143,14 @@ def _netdevsim() -> Topology:
     for dev_id, ns, new in zip(NSIM_IDS, (NS_A, NS_B), ("kta0", "ktb0"), strict=True):
         _step(f"new netdevsim{dev_id}",
               lambda d=dev_id: (NSIM_BUS / "new_device").write_text(f"{d} 1 1"))
-        old = _step(f"find netdevsim{dev_id}'s port", lambda d=dev_id: _nsim_netdev(d))
+        idx = _step(f"find netdevsim{dev_id}'s port", lambda d=dev_id: _nsim_netdev(d))
 
-        def move(old: str = old, ns: str = ns, new: str = new) -> None:
+        def move(idx: int = idx, ns: str = ns, new: str = new) -> None:
             with _ipr() as ipr:
-                idx = ipr.link_lookup(ifname=old)[0]  # type: ignore[attr-defined]
                 ipr.link("set", index=idx, ifname=new)  # type: ignore[attr-defined]
                 ipr.link("set", index=idx, net_ns_fd=ns)  # type: ignore[attr-defined]
 
-        _step(f"move {old} into {ns} as {new}", move)
+        _step(f"move netdevsim{dev_id}'s port (ifindex {idx}) into {ns} as {new}", move)
         names.append(new)
     _step("link netdevsim ports", _link_nsim)
     _step("address kta0", lambda: _address(NS_A, "kta0", V4[0], V6[0]))

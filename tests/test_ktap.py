@@ -55,11 +55,15 @@ def test_write_round_trips() -> None:
 
 
 def test_real_net_tls_selftest_output() -> None:
+    # 7.3.4 under TCG on a loaded 2-core host: 8 multi-process cases of the slow
+    # generic ARIA/SM4 ciphers hit the harness's 30 s per-case timeout.
     text = (FIXTURES / "kselftest-net-tls.txt").read_text()
     rep = ktap.parse(text)
     counts = rep.counts()
-    assert rep.plans[0] == len(rep.leaf_results())
-    assert counts["fail"] == 0
-    assert counts["pass"] + counts["skip"] == rep.plans[0]
-    assert "Totals" in rep.totals_line
-    assert rep.ok
+    assert rep.plans[0] == len(rep.leaf_results()) == 927
+    assert (counts["pass"], counts["fail"]) == (919, 8)
+    failed = [r.name for r in rep.leaf_results() if r.status == "fail"]
+    assert failed[0] == "tls.13_sm4_ccm.mutliproc_readers"
+    assert all("mutliproc" in n for n in failed)
+    assert rep.totals_line.startswith("# Totals: pass:919 fail:8")
+    assert not rep.ok

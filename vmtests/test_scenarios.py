@@ -23,7 +23,8 @@ def test_tls13_with_rekeys_under_load(guest: Guest | LocalGuest, topo: str) -> N
     rk = rep.rekeys()
     assert rk["tx"] >= 2 * (((1 << 20) // 16384) // 8 - 1), rk
     assert rep.counters["TlsTxRekeyOk"] == rk["tx"]
-    assert len(rep.stalls_ms()) == rk["rx"]
+    # a stall is measured for each KeyUpdate that data followed (not for late answers)
+    assert 0 < len(rep.stalls_ms()) <= rk["rx"]
 
 
 def test_tls12_without_rekey_over_netdevsim(guest: Guest | LocalGuest) -> None:
