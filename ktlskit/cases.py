@@ -79,6 +79,18 @@ def _ask_kernel(k: KtlsSocket, st: DirectionState) -> None:
     k.setsockopt_raw(uapi.TLS_TX, info.pack())
 
 
+def _ktls_vs_raw(version: str, cipher: str) -> tuple[KtlsSocket, socket.socket,
+                                                    DirectionState, DirectionState]:
+    """A kTLS socket and its plain-TCP peer, for the reference layer: (k, raw, tx, rx)."""
+    sk, raw = _pair()
+    tx, rx = _states(version, cipher)
+    k = KtlsSocket(sk)
+    k.attach_ulp()
+    k.install(Direction.TX, tx)
+    k.install(Direction.RX, rx)
+    return k, raw, tx, rx
+
+
 def _recv_exact(k: KtlsSocket, n: int) -> bytes:
     out = b""
     while len(out) < n:
@@ -111,12 +123,7 @@ def case_data(version: str, cipher: str) -> Facts:
 
 def case_oracle(version: str, cipher: str) -> Facts:
     """kTLS <-> the userspace reference record layer, both directions."""
-    sk, raw = _pair()
-    tx, rx = _states(version, cipher)
-    k = KtlsSocket(sk)
-    k.attach_ulp()
-    k.install(Direction.TX, tx)
-    k.install(Direction.RX, rx)
+    k, raw, tx, rx = _ktls_vs_raw(version, cipher)
     msg = os.urandom(40_000)
     k.send(msg)
     ref_rx = RecordProtection(tx)
@@ -194,12 +201,7 @@ def case_keyexpired(version: str, cipher: str) -> Facts:
 
 def case_tamper(version: str, cipher: str) -> Facts:
     """A record with one flipped ciphertext bit from the reference layer: EBADMSG."""
-    sk, raw = _pair()
-    tx, rx = _states(version, cipher)
-    k = KtlsSocket(sk)
-    k.attach_ulp()
-    k.install(Direction.TX, tx)
-    k.install(Direction.RX, rx)
+    k, raw, _tx, rx = _ktls_vs_raw(version, cipher)
     rec = bytearray(RecordProtection(rx).seal(ContentType.APPLICATION_DATA, b"x" * 64))
     rec[10] ^= 0x01
     raw.sendall(bytes(rec))
@@ -213,12 +215,7 @@ def case_tamper(version: str, cipher: str) -> Facts:
 
 def case_nopad(version: str, cipher: str) -> Facts:
     """TLS_RX_EXPECT_NO_PAD with a padded TLS 1.3 record: still delivered, retried."""
-    sk, raw = _pair()
-    tx, rx = _states("1.3", cipher)
-    k = KtlsSocket(sk)
-    k.attach_ulp()
-    k.install(Direction.TX, tx)
-    k.install(Direction.RX, rx)
+    k, raw, _tx, rx = _ktls_vs_raw("1.3", cipher)
     k.set_rx_no_pad(True)
     ref = RecordProtection(rx)
     raw.sendall(ref.seal(ContentType.APPLICATION_DATA, b"padded", padding=32))
@@ -236,12 +233,7 @@ def case_nopad(version: str, cipher: str) -> Facts:
 
 def case_keyupdate_wire(version: str, cipher: str) -> Facts:
     """The KeyUpdate kTLS sends is the RFC 8446 message under the old key."""
-    sk, raw = _pair()
-    tx, rx = _states("1.3", cipher)
-    k = KtlsSocket(sk)
-    k.attach_ulp()
-    k.install(Direction.TX, tx)
-    k.install(Direction.RX, rx)
+    k, raw, tx, _rx = _ktls_vs_raw("1.3", cipher)
     k.send_key_update(True)
     k.send(b"after")
     ref = RecordProtection(tx)
