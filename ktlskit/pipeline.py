@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
+from . import paths
 from .kernel import build, series, source
 from .kernel.build import BuildResult
 from .kernel.source import KernelSource
+from .progress import say
 
 
 @dataclass(frozen=True)
@@ -15,7 +20,26 @@ class KernelOptions:
     profile: str = "default"
 
 
+@contextmanager
+def build_lock() -> Iterator[None]:
+    """One patch-apply-and-build at a time per cache: the patched tree and the O= directories
+    are shared, so two runs (a pytest session and ``ktlskit run``) would corrupt each other."""
+    lock_dir = paths.cache_dir() / "locks"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with open(lock_dir / "build.lock", "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say("waiting for another ktlskit build in this cache to finish")
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def ensure_kernel(opts: KernelOptions) -> tuple[KernelSource, BuildResult]:
     """Fetch if needed and (re)build; make decides what is out of date."""
-    src = source.resolve(opts.kernel_src)
-    return src, build.build(src, opts.profile, series.load())
+    with build_lock():
+        src = source.resolve(opts.kernel_src)
+        return src, build.build(src, opts.profile, series.load())
