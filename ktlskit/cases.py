@@ -19,6 +19,7 @@ import os
 import select
 import socket
 import sys
+import time
 from collections.abc import Callable
 from contextlib import closing
 
@@ -199,6 +200,27 @@ def case_keyexpired(version: str, cipher: str) -> Facts:
             "data": data.decode(errors="replace")}
 
 
+def case_queued_keyupdate(version: str, cipher: str) -> Facts:
+    """Data, KeyUpdate, data arrive together: the read that returns the first data also
+    decrypts the KeyUpdate and queues it; does poll() still say there is something to read?"""
+    a, b = _ktls_pair("1.3", cipher, auto_key_update=False)
+    a.send(b"before")
+    a.send_key_update(False)
+    a.send(b"after")
+    time.sleep(0.3)  # loopback: all three records are in b's receive queue well before this
+    first = b.recv_record(65536, auto_key_update=False)
+    poller = select.poll()
+    poller.register(b.fileno(), select.POLLIN)
+    events = poller.poll(500)
+    second = b.recv_record(65536, auto_key_update=False)  # tries recvmsg before polling
+    b.handle_key_update(second[1])
+    third = b.recv_record(65536, auto_key_update=False)
+    return {"first": [int(first[0]), first[1].decode(errors="replace")],
+            "pollin_with_keyupdate_queued": any(ev & select.POLLIN for _, ev in events),
+            "second_type": int(second[0]),
+            "third": [int(third[0]), third[1].decode(errors="replace")]}
+
+
 def case_tamper(version: str, cipher: str) -> Facts:
     """A record with one flipped ciphertext bit from the reference layer: EBADMSG."""
     k, raw, _tx, rx = _ktls_vs_raw(version, cipher)
@@ -251,7 +273,8 @@ def case_keyupdate_wire(version: str, cipher: str) -> Facts:
 
 CASES: dict[str, Callable[..., Facts]] = {
     "data": case_data, "oracle": case_oracle, "rekey": case_rekey,
-    "tls12-rekey": case_tls12_rekey, "keyexpired": case_keyexpired, "tamper": case_tamper,
+    "tls12-rekey": case_tls12_rekey, "keyexpired": case_keyexpired,
+    "queued-keyupdate": case_queued_keyupdate, "tamper": case_tamper,
     "nopad": case_nopad, "keyupdate-wire": case_keyupdate_wire,
 }
 

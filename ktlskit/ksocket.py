@@ -13,8 +13,14 @@ Kernel facts this relies on (Linux 7.3 ``net/tls``):
 * The kernel never sends KeyUpdate.  User space sends the handshake record itself, then
   installs the next TX key.  On RX the kernel flags a pending rekey when a handshake record
   *starts* with a KeyUpdate message (``tls_check_pending_rekey``); reads then fail with
-  ``EKEYEXPIRED`` until the next RX key is installed, and poll() reports no POLLIN (so a
-  read through CPython's timeout machinery would wait instead; see ``_recvmsg``).
+  ``EKEYEXPIRED`` until the next RX key is installed.
+* poll() hides POLLIN from the moment the kernel *decrypts* a KeyUpdate, even while that
+  record still waits on ``rx_list`` because the recvmsg that decrypted it had already copied
+  application data (``tls_sk_poll`` checks ``key_update_pending`` before ``rx_list``).  A
+  reader that polls before each read, as CPython does for a socket with a timeout, then
+  waits forever for a record that is already there.  So this wrapper keeps the socket
+  non-blocking and always tries the syscall first, polling only after ``EAGAIN``
+  (see :meth:`KtlsSocket._io`).
 * A non-data record read without room for the ``TLS_GET_RECORD_TYPE`` cmsg fails with ``EIO``.
 * ``TLS_TX_MAX_PAYLOAD_LEN`` takes exactly a ``u16`` in 64..16384 (63 with TLS 1.3).
 """
@@ -22,10 +28,14 @@ Kernel facts this relies on (Linux 7.3 ``net/tls``):
 from __future__ import annotations
 
 import errno
+import select
 import socket
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Final
+from functools import partial
+from typing import Final, TypeVar
 
 from ktlskit import uapi
 from ktlskit.ciphers import CipherError, CipherSpec, by_cipher_type, lookup
@@ -41,6 +51,8 @@ from ktlskit.records import (
     is_key_update,
     split_handshake,
 )
+
+_T = TypeVar("_T")
 
 EOF_CONTENT_TYPE: Final = 0
 """``recv_record`` returns ``(EOF_CONTENT_TYPE, b"")`` on orderly shutdown (0 is no TLS type)."""
@@ -385,7 +397,15 @@ class RekeyCounters:
 
 
 class KtlsSocket:
-    """A connected TCP socket with kernel TLS.  Not thread-safe.
+    """A connected TCP socket with kernel TLS.
+
+    One thread may send while another receives (the kernel serialises them on the socket
+    lock); two threads must not both send, or both receive.
+
+    The wrapper owns the socket's blocking mode: it sets the file descriptor non-blocking
+    and applies the timeout the socket had (``timeout`` property; None waits forever) with
+    its own try-then-poll loop, because CPython's poll-before-read hangs on a queued
+    KeyUpdate (module docstring).  Do not change the wrapped socket's timeout afterwards.
 
     ``auto_key_update``: ``recv_record`` handles a received KeyUpdate itself (installs the next
     RX key and answers ``update_requested`` with our own KeyUpdate).
@@ -401,6 +421,8 @@ class KtlsSocket:
         ):
             raise KtlsInputError("KtlsSocket needs a TCP (SOCK_STREAM, AF_INET/AF_INET6) socket")
         self._sock = sock
+        self.timeout: float | None = sock.gettimeout()
+        sock.setblocking(False)
         self.auto_key_update = auto_key_update
         self.strict = strict
         self.counters = RekeyCounters()
@@ -599,11 +621,13 @@ class KtlsSocket:
     def send(self, data: bytes) -> int:
         """Send application data (the kernel frames it into records); returns bytes sent."""
         self._require(Direction.TX, "send")
-        try:
-            self._sock.sendall(data)
-        except OSError as exc:
-            raise map_os_error(exc, KtlsOp.SEND) from exc
-        return len(data)
+        view = memoryview(data).cast("B")
+        sent = 0
+        deadline = self._deadline()
+        while sent < len(view):
+            sent += self._io(partial(self._sock.send, view[sent:]), select.POLLOUT,
+                             KtlsOp.SEND, deadline)
+        return sent
 
     def send_record(self, content_type: int, data: bytes) -> int:
         """Send ``data`` as records of ``content_type`` (TLS_SET_RECORD_TYPE cmsg)."""
@@ -615,12 +639,10 @@ class KtlsSocket:
         cmsg = [(uapi.SOL_TLS, uapi.TLS_SET_RECORD_TYPE, bytes([int(content_type)]))]
         view = memoryview(bytes(data))
         sent = 0
+        deadline = self._deadline()
         while True:
-            try:
-                n = self._sock.sendmsg([view[sent:]], cmsg)
-            except OSError as exc:
-                raise map_os_error(exc, KtlsOp.SEND) from exc
-            sent += n
+            sent += self._io(partial(self._sock.sendmsg, [view[sent:]], cmsg), select.POLLOUT,
+                             KtlsOp.SEND, deadline)
             if sent >= len(view):
                 return sent
 
@@ -661,29 +683,38 @@ class KtlsSocket:
         return self._rx_key_update_pending
 
     def _recvmsg(self, bufsize: int) -> tuple[bytes, list[tuple[int, int, bytes]], int]:
-        """recvmsg with room for the record type cmsg.
-
-        While a KeyUpdate is pending the kernel hides POLLIN, and CPython polls before every
-        recvmsg on a socket with a timeout, so it would sit out the whole timeout instead of
-        getting EKEYEXPIRED.  In that state the call is made once, non-blocking, with the
-        socket briefly in blocking mode so CPython goes straight to the syscall.
-        """
+        """recvmsg with room for the record type cmsg."""
         ancbufsize = socket.CMSG_SPACE(1)
-        try:
-            if not self._rx_key_update_pending:
-                data, ancdata, flags, _ = self._sock.recvmsg(bufsize, ancbufsize)
-                return data, ancdata, flags
-            timeout = self._sock.gettimeout()
-            self._sock.settimeout(None)
+        data, ancdata, flags, _ = self._io(lambda: self._sock.recvmsg(bufsize, ancbufsize),
+                                           select.POLLIN, KtlsOp.RECV, self._deadline())
+        return data, ancdata, flags
+
+    def _deadline(self) -> float | None:
+        return None if self.timeout is None else time.monotonic() + self.timeout
+
+    def _io(self, call: Callable[[], _T], events: int, op: KtlsOp,
+            deadline: float | None) -> _T:
+        """Make ``call`` on the non-blocking socket; on EAGAIN poll for ``events`` and retry.
+
+        The call always comes first: poll() can hide a record that recvmsg would return (a
+        decrypted KeyUpdate queued behind data, see the module docstring), and that state only
+        ever arises inside a previous recvmsg, so trying first never misses it.
+        """
+        while True:
             try:
-                data, ancdata, flags, _ = self._sock.recvmsg(
-                    bufsize, ancbufsize, socket.MSG_DONTWAIT
-                )
-            finally:
-                self._sock.settimeout(timeout)
-            return data, ancdata, flags
-        except OSError as exc:
-            raise map_os_error(exc, KtlsOp.RECV) from exc
+                return call()
+            except BlockingIOError:
+                pass
+            except OSError as exc:
+                raise map_os_error(exc, op) from exc
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                what = "would block" if self.timeout == 0 else \
+                    f"no progress within the {self.timeout:g}s timeout"
+                raise KtlsTimeoutError(f"{op.value}: {what}", op=op)
+            poller = select.poll()
+            poller.register(self._sock.fileno(), events)
+            poller.poll(None if left is None else max(1, int(left * 1000) + 1))
 
     def recv(self, bufsize: int = DEFAULT_RECV_SIZE) -> bytes:
         """Receive up to ``bufsize`` bytes of application data.
