@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
+import shlex
 
 from .. import bench_pipeline, table
-from .common import add_guest_options, guest_config, print_json
+from ..guest import Guest
+from ..pipeline import ensure_kernel
+from .common import add_guest_options, add_kernel_options, guest_config, kernel_options, print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,6 +22,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true")
     add_guest_options(p)
     p.set_defaults(func=cmd_pipeline)
+    t = bsub.add_parser("traffic", help="software kTLS vs userspace TLS (stdlib ssl) in a guest")
+    t.add_argument("--bytes", type=int, default=32 << 20, help="bytes per transfer")
+    t.add_argument("--rekey-every", type=int, default=64, help="records between KeyUpdates")
+    t.add_argument("--repeat", type=int, default=3, help="runs per mode; the best counts")
+    t.add_argument("--json", action="store_true")
+    add_kernel_options(t)
+    add_guest_options(t)
+    t.set_defaults(func=cmd_traffic)
 
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
@@ -28,4 +40,29 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     else:
         print(table.render(["stage", "seconds", "note"],
                            [(t.stage, t.seconds, t.note) for t in timings]))
+    return 0
+
+
+def cmd_traffic(args: argparse.Namespace) -> int:
+    """Boot the guest and run ``ktlskit.trafficbench`` in it (see that module)."""
+    _src, kb = ensure_kernel(kernel_options(args))
+    argv = ["--bytes", str(args.bytes), "--rekey-every", str(args.rekey_every),
+            "--repeat", str(args.repeat)]
+    with Guest.boot(kb.bzimage, guest_config(args)) as g:
+        res = g.run(f"{shlex.quote(g.python)} -m ktlskit.trafficbench {shlex.join(argv)}",
+                    timeout=120 + args.repeat * 3 * max(60, args.bytes / 1e6 * 2))
+    out = json.loads(res.stdout)
+    if args.json:
+        print_json({**out, "accel": g.accel})
+        return 0
+    rows = []
+    for mode, r in out["best"].items():
+        st = r["stall_ms"]
+        rows.append((mode, r["cipher"], r["nbytes"], r["seconds"], r["mbytes_per_s"],
+                     r["rekeys"], st.get("median", "-"), st.get("max", "-")))
+    print(table.render(["mode", "cipher", "bytes", "seconds", "MB/s", "rekeys",
+                        "stall median ms", "stall max ms"], rows))
+    print(f"kTLS / ssl throughput: {out['ratio_ktls_vs_ssl']}x;  with a KeyUpdate every "
+          f"{out['rekey_every']} records: {out['ratio_rekey_vs_ktls']}x of plain kTLS  "
+          f"(kernel {out['kernel']}, {g.accel}, best of {out['repeat']})")
     return 0
