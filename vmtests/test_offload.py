@@ -1,0 +1,248 @@
+"""kTLS device offload on netdevsim (the patches/netdevsim-tls series) in a real guest.
+
+Every case runs in the guest as ``python -m ktlskit.offload CASE`` on two
+netdevsim ports linked across two namespaces (``a`` = client side ``kta0``,
+``b`` = server side ``ktb0``) and reports facts plus counter deltas per
+namespace (``/proc/net/tls_stat``) and per port (``ethtool -S``). A kernel
+splat during a test fails it (the ktlskit plugin). CI runs this file a second
+time on the debug profile (KASAN, lockdep, kmemleak): ``--kernel-profile debug``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.offload
+
+CIPHERS = ("aes-gcm-128", "aes-gcm-256")
+OVERHEAD = 29  # TLS 1.2 AES-GCM: 5-byte header, 8-byte explicit nonce, 16-byte tag
+MSS_MAX = 1460  # netdevsim's MTU is 1500
+TLS_ETH = ("tx_tls_encrypted_packets", "tx_tls_encrypted_bytes", "tx_tls_ooo", "tx_tls_ctx",
+           "rx_tls_decrypted_packets", "rx_tls_decrypted_bytes", "rx_tls_ctx",
+           "rx_tls_resync_req_pkt", "rx_tls_resync_res_ok", "rx_tls_err")
+
+
+# The guest-side case each test asserts on, in the order they run (device removal last).
+CASES = {
+    "test_offload_both_directions": [f"bulk:{c}" for c in CIPHERS],
+    "test_device_ciphertext_opens_with_the_reference_layer": [f"wire:{c}" for c in CIPHERS],
+    "test_loss_on_the_offloaded_sender": ["loss"],
+    "test_reordering_towards_the_rx_offload": ["reorder"],
+    "test_failed_tls_dev_add_falls_back_to_software": ["fail-add"],
+    "test_refused_cipher_falls_back_only_for_that_cipher": ["refuse"],
+    "test_corrupted_record_is_a_decrypt_error": ["corrupt"],
+    "test_forced_resync_recovers": ["resync"],
+    "test_rekey_of_an_offloaded_socket_is_ebusy": ["rekey"],
+    "test_offload_features_off_use_software": ["software"],
+    "test_device_deleted_with_live_offloaded_sockets": ["delete"],
+}
+
+
+@pytest.fixture(scope="module")
+def mbytes(request: pytest.FixtureRequest) -> int:
+    """Bytes per bulk stream: 4 MiB, 1 MiB on the (much slower) debug kernel."""
+    return (1 if request.config.getoption("--kernel-profile") == "debug" else 4) << 20
+
+
+@pytest.fixture(scope="module")
+def all_facts(request: pytest.FixtureRequest, guest: Any, mbytes: int) -> dict[str, Any]:
+    """Every selected test's cases, run in one guest process (one Python start under TCG).
+
+    A splat while they run fails the first test (the plugin checks after each test).
+    """
+    names = {getattr(i, "originalname", i.name) for i in request.session.items
+             if i.module is request.module}
+    specs = [c for name, cases in CASES.items() if name in names for c in cases]
+    res = guest.run(f"{guest.python} -m ktlskit.offload {' '.join(specs)} --bytes {mbytes}",
+                    timeout=3600)
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture()
+def offload(all_facts: dict[str, Any], record_property: Any) -> Any:
+    def get(spec: str) -> dict[str, Any]:
+        facts = all_facts[spec]
+        record_property(spec, json.dumps(facts, sort_keys=True))
+        assert "exception" not in facts, facts
+        return facts
+    return get
+
+
+def _zero(d: dict[str, int], *names: str) -> None:
+    bad = {n: d.get(n) for n in names if d.get(n, 0) != 0}
+    assert not bad, f"expected no change in {bad}"
+
+
+def _check_tx_bytes(eth: dict[str, int], plaintext: int, min_records: int) -> int:
+    """tx_tls_encrypted_bytes is plaintext + 29 per record when nothing was resent."""
+    enc = eth["tx_tls_encrypted_bytes"]
+    pkts = eth["tx_tls_encrypted_packets"]
+    if eth["tx_tls_ooo"] == 0:
+        assert (enc - plaintext) % OVERHEAD == 0, (enc, plaintext)
+        records = (enc - plaintext) // OVERHEAD
+        assert min_records <= records <= 2 * min_records, (records, min_records)
+    else:
+        assert enc >= plaintext + OVERHEAD * min_records, (enc, plaintext)
+    assert math.ceil(enc / 65536) <= pkts and math.ceil(enc / MSS_MAX) <= pkts <= enc, (pkts, enc)
+    return enc
+
+
+@pytest.mark.parametrize("cipher", CIPHERS)
+def test_offload_both_directions(offload: Any, mbytes: int, cipher: str) -> None:
+    f = offload(f"bulk:{cipher}")
+    assert f["bulk"]["up_ok"] and f["bulk"]["down_ok"], f["bulk"]
+    assert f["pp"]["pp_ok"]
+    for side in ("a", "b"):
+        cur = f["curr_open"][side]
+        assert cur["TlsCurrTxDevice"] == 1 and cur["TlsCurrRxDevice"] == 1, cur
+        _zero(cur, "TlsCurrTxSw", "TlsCurrRxSw")
+        d = f["delta"][side]
+        assert d["TlsTxDevice"] == 1 and d["TlsRxDevice"] == 1, d
+        _zero(d, "TlsTxSw", "TlsRxSw", "TlsDecryptError", "TlsCurrTxDevice", "TlsCurrRxDevice")
+        eth = f["delta"][f"{side}_eth"]
+        assert eth["tx_tls_ctx"] == 1 and eth["rx_tls_ctx"] == 1, eth
+        assert eth["tx_tls_del"] == 1 and eth["rx_tls_del"] == 1, eth
+        _zero(eth, "rx_tls_err", "tx_tls_drop_no_sync_data")
+    # Bulk: each side encrypted exactly its stream (16 KiB records) on its port.
+    calls = f["bulk"]["send_calls"]
+    for side, n in (("a", calls[0]), ("b", calls[1])):
+        _check_tx_bytes(f["bulk_delta"][f"{side}_eth"], mbytes, n)
+    # Ping-pong: every 1000-byte record a sends arrives whole in one frame and
+    # the device decrypts it; so does every 1-byte answer on a's port.
+    pp_a, pp_b = f["pp_delta"]["a_eth"], f["pp_delta"]["b_eth"]
+    assert pp_a["tx_tls_encrypted_bytes"] == 200 * (1000 + OVERHEAD), pp_a
+    assert pp_b["tx_tls_encrypted_bytes"] == 200 * (1 + OVERHEAD), pp_b
+    assert pp_b["rx_tls_decrypted_packets"] == 200, pp_b
+    assert pp_b["rx_tls_decrypted_bytes"] == 200 * (1000 + OVERHEAD), pp_b
+    assert pp_a["rx_tls_decrypted_packets"] == 200, pp_a
+    assert pp_a["rx_tls_decrypted_bytes"] == 200 * (1 + OVERHEAD), pp_a
+    # Whatever the device decrypted, it never decrypted more than was encrypted.
+    for rx, tx in (("b_eth", "a_eth"), ("a_eth", "b_eth")):
+        got, sent = f["delta"][rx], f["delta"][tx]
+        assert 0 < got["rx_tls_decrypted_bytes"] <= sent["tx_tls_encrypted_bytes"]
+
+
+@pytest.mark.parametrize("cipher", CIPHERS)
+def test_device_ciphertext_opens_with_the_reference_layer(offload: Any, mbytes: int,
+                                                          cipher: str) -> None:
+    f = offload(f"wire:{cipher}")
+    assert f["received_ok"], "the software kTLS receiver got other data"
+    assert f["socket_drops"] == 0, "the packet socket lost frames: capture incomplete"
+    assert f["isn_seen"] and f["fin_seen"], f
+    assert f["decrypt_error"] is None, f["decrypt_error"]
+    assert f["wire_plaintext_ok"] and f["wire_plaintext_bytes"] == mbytes, f
+    assert f["records"] >= f["send_calls"], f
+    assert f["retransmit_mismatch_bytes"] == 0, "a retransmit carried other ciphertext"
+    eth = f["delta"]["a_eth"]
+    assert eth["tx_tls_encrypted_bytes"] >= f["wire_bytes"] - f["retransmitted_bytes"]
+    if eth["tx_tls_ooo"] == 0:
+        assert eth["tx_tls_encrypted_bytes"] == f["wire_bytes"] == mbytes + \
+            OVERHEAD * f["records"], (eth, f)
+    assert f["delta"]["a"]["TlsTxDevice"] == 1 and f["delta"]["b"]["TlsRxSw"] == 1
+    _zero(f["delta"]["b"], "TlsDecryptError", "TlsRxDevice")
+
+
+def test_loss_on_the_offloaded_sender(offload: Any, mbytes: int) -> None:
+    f = offload("loss")
+    assert f["received_ok"] and f["wire_plaintext_ok"], f
+    assert f["decrypt_error"] is None and f["socket_drops"] == 0, f
+    assert f["retransmit_mismatch_bytes"] == 0, "a retransmit carried other ciphertext"
+    eth = f["delta"]["a_eth"]
+    assert eth["tx_tls_ooo"] > 0, "3% loss and no out-of-order segment?"
+    _zero(eth, "tx_tls_drop_no_sync_data")
+    assert f["rx_bulk"]["up_ok"] and f["rx_bulk"]["down_ok"], f["rx_bulk"]
+    for side in ("a", "b"):
+        _zero(f["rx_delta"][side], "TlsDecryptError", "TlsTxSw", "TlsRxSw")
+    assert f["rx_delta"]["a_eth"]["tx_tls_ooo"] > 0
+    # Records in frames of their own under the same loss: the device decrypts them.
+    assert f["rx_pp"]["pp_ok"]
+    pp = f["rx_pp_delta"]
+    assert pp["b_eth"]["rx_tls_decrypted_packets"] > 0, pp["b_eth"]
+    _zero(pp["b"], "TlsDecryptError")
+    _zero(pp["b_eth"], "rx_tls_err")
+
+
+def test_reordering_towards_the_rx_offload(offload: Any, mbytes: int) -> None:
+    f = offload("reorder")
+    assert f["down_ok"] and f["pp"]["pp_ok"], f
+    d, eth = f["delta"]["a"], f["delta"]["a_eth"]
+    assert d["TlsRxDevice"] == 1 and d["TlsDecryptError"] == 0, d
+    _zero(eth, "rx_tls_err")
+    assert eth["rx_tls_resync_req_pkt"] > 0 and eth["rx_tls_resync_res_ok"] > 0, eth
+    assert d["TlsRxDeviceResync"] == eth["rx_tls_resync_res_ok"], (d, eth)
+    assert f["pp_delta"]["a_eth"]["rx_tls_decrypted_packets"] > 0, f["pp_delta"]
+
+
+def test_failed_tls_dev_add_falls_back_to_software(offload: Any) -> None:
+    f = offload("fail-add")
+    assert f["knobs_after_add"] == ["N", "N"], "one-shot knobs must be consumed"
+    assert f["bulk"]["up_ok"] and f["bulk"]["down_ok"]
+    a, b = f["delta"]["a"], f["delta"]["b"]
+    assert (a["TlsTxSw"], a["TlsTxDevice"], a["TlsRxDevice"]) == (1, 0, 1), a
+    assert (b["TlsRxSw"], b["TlsRxDevice"], b["TlsTxDevice"]) == (1, 0, 1), b
+    assert f["delta"]["a_eth"]["tx_tls_ctx"] == 0 and f["delta"]["b_eth"]["rx_tls_ctx"] == 0
+
+
+def test_refused_cipher_falls_back_only_for_that_cipher(offload: Any) -> None:
+    f = offload("refuse")
+    for cipher, dev, sw in (("aes-gcm-256", 0, 1), ("aes-gcm-128", 1, 0)):
+        assert f[cipher]["up_ok"] and f[cipher]["down_ok"], cipher
+        for side in ("a", "b"):
+            d = f[f"{cipher}_delta"][side]
+            assert (d["TlsTxDevice"], d["TlsRxDevice"]) == (dev, dev), (cipher, d)
+            assert (d["TlsTxSw"], d["TlsRxSw"]) == (sw, sw), (cipher, d)
+
+
+def test_corrupted_record_is_a_decrypt_error(offload: Any) -> None:
+    f = offload("corrupt")
+    assert f["knob_after"] == "N"
+    assert f["error"] == "EBADMSG", f
+    # The bad record stays at the head of the queue: every read fails on it again.
+    assert f["second_error"] == "EBADMSG", f
+    assert f["delta"]["b"]["TlsDecryptError"] == 2, f["delta"]["b"]
+    assert f["delta"]["b_eth"]["rx_tls_err"] == 1, "the device must see the bad tag"
+    assert f["delta"]["b_eth"]["rx_tls_decrypted_packets"] == 0
+
+
+def test_forced_resync_recovers(offload: Any) -> None:
+    f = offload("resync")
+    assert f["pp"]["pp_ok"] and f["knob_after"] == "N", f
+    eth, d = f["delta"]["b_eth"], f["delta"]["b"]
+    assert eth["rx_tls_resync_req_pkt"] >= 1 and eth["rx_tls_resync_res_ok"] >= 1, eth
+    assert d["TlsRxDeviceResync"] >= 1 and d["TlsDecryptError"] == 0, d
+    # Without the resync the device would decrypt none of the 200 records.
+    assert eth["rx_tls_decrypted_packets"] >= 190, eth
+
+
+def test_rekey_of_an_offloaded_socket_is_ebusy(offload: Any) -> None:
+    f = offload("rekey")
+    assert (f["tx_error"], f["rx_error"]) == ("EBUSY", "EBUSY"), f
+    assert f["pp"]["pp_ok"], "the connection must keep working with its old keys"
+    for side in ("a", "b"):
+        _zero(f["delta"][side], "TlsTxSw", "TlsRxSw", "TlsDecryptError")
+
+
+def test_offload_features_off_use_software(offload: Any) -> None:
+    f = offload("software")
+    assert f["bulk"]["up_ok"] and f["bulk"]["down_ok"] and f["pp"]["pp_ok"]
+    for side in ("a", "b"):
+        cur = f["curr_open"][side]
+        assert cur["TlsCurrTxSw"] == 1 and cur["TlsCurrRxSw"] == 1, cur
+        d = f["delta"][side]
+        assert (d["TlsTxSw"], d["TlsRxSw"], d["TlsTxDevice"], d["TlsRxDevice"]) == \
+            (1, 1, 0, 0), d
+        _zero(f["delta"][f"{side}_eth"], *TLS_ETH)
+
+
+def test_device_deleted_with_live_offloaded_sockets(offload: Any) -> None:
+    f = offload("delete")
+    assert f["warmup"]["pp_ok"]
+    before = f["curr_before"]
+    assert before.get("TlsCurrTxDevice") == 2 and before.get("TlsCurrRxDevice") == 2, before
+    assert f["curr_after_close"] == {}, "sockets closed, yet kTLS contexts are still counted"
+    leaks = f["kmemleak"]
+    assert leaks in ("absent", ""), f"kmemleak after device removal:\n{leaks[:4000]}"
