@@ -98,17 +98,16 @@ def test_keyupdate_queued_behind_data_is_read(ktls_pair: Any) -> None:
     assert f["tls_stat_delta"].get("TlsRxRekeyOk") == 1, f
 
 
-# Found while chasing the bidirectional rekey stall: tls_sk_poll() tests key_update_pending
-# before rx_list, so once recvmsg has decrypted a KeyUpdate behind application data (and
-# queued it on rx_list) poll() reports no POLLIN although the next read returns that very
-# KeyUpdate. A poll-driven reader (CPython with a socket timeout, any event loop) hangs.
-# Strict: when a kernel fixes it this XPASSes, fails, and the note gets updated.
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="Linux 7.3.4 tls_sk_poll() hides POLLIN while a "
-                   "decrypted KeyUpdate waits on rx_list")
+# Found while chasing the bidirectional rekey stall: 7.3.4's tls_sk_poll() tests
+# key_update_pending before rx_list, so once recvmsg has decrypted a KeyUpdate behind
+# application data (and queued it on rx_list) poll() reports no POLLIN although the next read
+# returns that very KeyUpdate; a poll-driven reader hangs. patches/tls-fixes/0001 fixes it:
+# this test fails on a kernel without that fix, which is the point.
 def test_poll_reports_a_queued_keyupdate(ktls_pair: Any) -> None:
     f = ktls_pair("queued-keyupdate", "1.3", "aes-gcm-128")
-    assert f["pollin_with_keyupdate_queued"] is True, f
+    assert f["second_type"] == 22, f
+    assert f["pollin_with_keyupdate_queued"] is True, \
+        f"poll() hides a KeyUpdate queued on rx_list (kernel without patches/tls-fixes): {f}"
 
 
 def test_tampered_record_is_a_decrypt_error(ktls_pair: Any) -> None:
