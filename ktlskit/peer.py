@@ -120,6 +120,7 @@ class Result:
     stalls_ms: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    paused_seconds: float = 0.0  # held by --pause-at, waiting for the harness: not traffic
     complete: bool = False
 
     @property
@@ -130,8 +131,12 @@ class Result:
         d = asdict(self)
         d["ok"] = self.ok
         mb = (self.bytes_sent + self.bytes_received) / 1e6
-        d["throughput_mbps"] = round(8 * mb / self.seconds, 2) if self.seconds else 0.0
+        d["throughput_mbps"] = throughput_mbps(mb, self.seconds - self.paused_seconds)
         return d
+
+
+def throughput_mbps(megabytes: float, seconds: float) -> float:
+    return round(8 * megabytes / seconds, 2) if seconds > 0 else 0.0
 
 
 @dataclass
@@ -200,10 +205,12 @@ class Peer:
     def _await_command(self) -> None:
         """Hold the stream mid-way until the harness sends a command (a rekey over SSH)."""
         print(f"paused at frame {self.opts.pause_at}", file=sys.stderr, flush=True)
+        start = time.monotonic()
         try:
             cmd = self.commands.get(timeout=IO_TIMEOUT)
         except queue.Empty as exc:
             raise PeerError(f"no control command within {IO_TIMEOUT:.0f}s while paused") from exc
+        self.res.paused_seconds = round(time.monotonic() - start, 3)
         self.commands.put(cmd)
 
     def rekey_tx(self, requested: bool) -> None:

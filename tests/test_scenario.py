@@ -2,6 +2,7 @@
 
 import pytest
 
+from ktlskit import scenario
 from ktlskit.scenario import ScenarioError, ScenarioReport, ScenarioSpec, judge
 
 
@@ -60,10 +61,25 @@ def test_peer_error_fails() -> None:
 def test_offload_needs_device_counters() -> None:
     spec = ScenarioSpec(topology="netdevsim", offload=True)
     assert _report(GOOD, spec).verdict == "fail"
-    assert _report({**GOOD, "TlsTxDevice": 1, "TlsRxDevice": 1}, spec).verdict == "pass"
+    dev = {**GOOD, "TlsTxDevice": 1, "TlsRxDevice": 1}
+    assert _report(dev, ScenarioSpec(topology="veth", offload=True)).verdict == "pass"
+    assert _report(dev, spec).verdict == "fail"  # netdevsim: its ethtool counters too
+    assert _report({**dev, "tx_tls_encrypted_packets": 5}, spec).verdict == "fail"
+    assert _report({**dev, "tx_tls_encrypted_packets": 5, "rx_tls_decrypted_packets": 2},
+                   spec).verdict == "pass"
 
 
 def test_tls12_rekey_is_refused_before_anything_runs() -> None:
     with pytest.raises(ScenarioError, match=r"TLS 1\.2 has no rekey"):
         ScenarioSpec(version="1.2").check()
     ScenarioSpec(version="1.2", rekey_every=0, extra_rekey=False).check()
+
+
+def test_throughput_leaves_out_the_harness_pause() -> None:
+    peers = {"client": {"bytes_sent": 1_000_000, "bytes_received": 1_000_000, "seconds": 12.0,
+                        "paused_seconds": 10.0},
+             "server": {"bytes_sent": 1_000_000, "bytes_received": 1_000_000, "seconds": 12.5}}
+    scenario.exclude_pause(peers)
+    assert peers["client"]["active_seconds"] == 2.0
+    assert peers["client"]["throughput_mbps"] == 8.0  # 2 MB in 2 s
+    assert peers["server"]["throughput_mbps"] == 6.4  # 2 MB in 2.5 s
