@@ -17,7 +17,6 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import paths
 from .errors import KtlskitError
 from .guest import Guest, GuestCommandError, LocalGuest
 from .peer import KeyMaterial, frames, throughput_mbps
@@ -162,7 +161,8 @@ def _peer_args(spec: ScenarioSpec, topo: dict, role: str) -> str:
 
 def _put_keys(guest: Guest | LocalGuest, keys: KeyMaterial) -> None:
     guest.run(f"mkdir -p {GUEST_DIR}", timeout=10)
-    with tempfile.NamedTemporaryFile("w", suffix=".json", dir=paths.cache_dir()) as f:
+    # 0600 in the system temp dir: the cache is read-only when this runs inside a guest
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
         json.dump(asdict(keys), f)
         f.flush()
         guest.put(Path(f.name), f"{GUEST_DIR}/keys.json")
