@@ -11,7 +11,9 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import IO
 
 from .splat import Splat
 from .ssh import GuestCommandError, GuestResult, GuestTimeoutError
@@ -29,6 +31,8 @@ def running_in_guest() -> bool:
 
 
 class LocalProcess:
+    """A background command; its output accumulates while it runs (as over SSH)."""
+
     def __init__(self, command: str, timeout: float | None) -> None:
         self.command = command
         argv = ["sh", "-c", command]
@@ -36,27 +40,41 @@ class LocalProcess:
             argv = ["timeout", "--kill-after=5", f"{timeout:.0f}", *argv]
         self._proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                       text=True, errors="replace")
-        self._out = ""
-        self._err = ""
+        self._chunks: tuple[list[str], list[str]] = ([], [])
+        self._readers = [threading.Thread(target=self._read, args=(pipe, out), daemon=True)
+                         for pipe, out in ((self._proc.stdout, self._chunks[0]),
+                                           (self._proc.stderr, self._chunks[1]))]
+        for t in self._readers:
+            t.start()
+
+    @staticmethod
+    def _read(pipe: IO[str] | None, out: list[str]) -> None:
+        if pipe is None:
+            return
+        for line in iter(pipe.readline, ""):
+            out.append(line)
+        pipe.close()
 
     @property
     def stdout(self) -> str:
-        return self._out
+        return "".join(self._chunks[0])
 
     @property
     def stderr(self) -> str:
-        return self._err
+        return "".join(self._chunks[1])
 
     def running(self) -> bool:
         return self._proc.poll() is None
 
     def wait(self, timeout: float, check: bool = True) -> GuestResult:
         try:
-            self._out, self._err = self._proc.communicate(timeout=timeout)
+            self._proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired as exc:
             raise GuestTimeoutError(f"command still running after {timeout:.0f}s: "
-                                    f"{self.command}") from exc
-        res = GuestResult(self.command, self._proc.returncode, self._out, self._err)
+                                    f"{self.command}\n{self.stderr[-2000:]}") from exc
+        for t in self._readers:
+            t.join(timeout=10)
+        res = GuestResult(self.command, self._proc.returncode, self.stdout, self.stderr)
         if check and res.rc != 0:
             raise GuestCommandError(res)
         return res
