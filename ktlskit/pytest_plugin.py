@@ -10,6 +10,7 @@ the report.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--guest-memory", default="2G")
     g.addoption("--guest-accel", default="auto", choices=("auto", "kvm", "tcg"))
     g.addoption("--ktap", metavar="FILE", default=None, help="write results as KTAP to FILE")
+
+
+GUEST_RESULTS = Path("/tmp/ktlskit-results")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Inside a guest the repository is on the read-only 9p root: report files go to /tmp."""
+    if not running_in_guest():
+        return
+    for attr in ("xmlpath", "ktap"):
+        value = getattr(config.option, attr, None)
+        if value and not _writable(Path(value).resolve().parent):
+            setattr(config.option, attr, str(GUEST_RESULTS / Path(value).name))
+
+
+def _writable(directory: Path) -> bool:
+    """Whether ``directory`` exists writable or could be created (nearest existing parent)."""
+    while not directory.exists():
+        directory = directory.parent
+    return os.access(directory, os.W_OK)
 
 
 @pytest.fixture(scope="session")
