@@ -116,6 +116,16 @@ def read_qemu_pid(boot_dir: Path) -> int | None:
         return None
 
 
+def _check_shared_with_guest() -> None:
+    """The guest runs this same Python and package from the host root over 9p, except /tmp,
+    where guest-init.sh mounts a fresh tmpfs: a checkout or venv there is invisible to it."""
+    package = Path(__file__).resolve().parents[1]
+    for what, where in (("the ktlskit package", package), ("the Python", Path(sys.prefix))):
+        if where.is_relative_to("/tmp"):
+            raise GuestError(f"{what} is under /tmp ({where}), which the guest does not share "
+                             "(it gets its own tmpfs there): use a checkout outside /tmp")
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -143,6 +153,7 @@ class Guest:
         cfg = config or GuestConfig()
         if not bzimage.is_file():
             raise GuestError(f"no kernel image at {bzimage}: build it first")
+        _check_shared_with_guest()
         kvm = cfg.accel == "kvm" or (cfg.accel == "auto" and kvm_usable(bzimage))
         guest = cls._start(bzimage, cfg, kvm)
         try:
