@@ -93,13 +93,22 @@ def _address(ns: str, ifname: str, v4: str, v6: str) -> None:
         ipr.link("set", index=lo, state="up")  # type: ignore[attr-defined]
 
 
+def _ip_netns(*args: str) -> None:
+    """``ip netns ...`` with a timeout. pyroute2's netns.create() waits for a helper child
+    with a short fixed timeout that a loaded TCG guest (KASAN kernel) can miss."""
+    res = subprocess.run(["ip", "netns", *args], capture_output=True, text=True, timeout=120,
+                         check=False)
+    if res.returncode:
+        raise TopologyError(f"ip netns {' '.join(args)}: {(res.stderr or res.stdout).strip()}")
+
+
 def _make_namespaces() -> None:
     from pyroute2 import netns
 
     for ns in (NS_A, NS_B):
         if ns in netns.listnetns():
-            netns.remove(ns)
-        netns.create(ns)
+            _ip_netns("delete", ns)
+        _ip_netns("add", ns)
 
 
 def _veth() -> Topology:
@@ -213,7 +222,7 @@ def teardown() -> None:
         _step("delete netdevsim devices", _delete_nsim)
     for ns in (NS_A, NS_B):
         if ns in netns.listnetns():
-            _step(f"remove namespace {ns}", lambda ns=ns: netns.remove(ns))
+            _step(f"remove namespace {ns}", lambda ns=ns: _ip_netns("delete", ns))
 
 
 def main(argv: list[str] | None = None) -> int:
