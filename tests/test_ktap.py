@@ -1,6 +1,7 @@
 from pathlib import Path
 
 from ktlskit import ktap
+from ktlskit.kselftest import KselftestRun, timed_out
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -67,3 +68,17 @@ def test_real_net_tls_selftest_output() -> None:
     assert all("mutliproc" in n for n in failed)
     assert rep.totals_line.startswith("# Totals: pass:919 fail:8")
     assert not rep.ok
+
+
+def test_timeouts_are_found_and_a_passing_retry_clears_them() -> None:
+    text = (FIXTURES / "kselftest-net-tls.txt").read_text()
+    names = timed_out(text)
+    assert len(names) == 8 and all(".mutliproc_" in n for n in names), names
+    report = ktap.parse(text)
+    run = KselftestRun("net/tls", report, text, 1, 1.0)
+    assert not run.ok and sorted(run.failed()) == sorted(names)
+    partly = KselftestRun("net/tls", report, text, 1, 1.0,
+                          dict.fromkeys(names, "pass") | {names[0]: "fail"})
+    assert not partly.ok and partly.failed() == [names[0]]
+    cleared = KselftestRun("net/tls", report, text, 1, 1.0, dict.fromkeys(names, "pass"))
+    assert cleared.ok and cleared.failed() == []

@@ -16,7 +16,10 @@ def test_net_tls_selftest_passes_completely(kernel_build: BuildResult) -> None:
                          capture_output=True, text=True, timeout=3600, check=False)
     assert res.stdout, res.stderr[-3000:]
     out = json.loads(res.stdout)
-    assert out["counts"].get("fail", 0) == 0, out["failed"]
-    assert out["counts"]["pass"] > 900, out
+    # A case the harness killed for time (its fixed 30 s, on a loaded TCG host) counts only if
+    # it also fails when run again alone; every such retry is in the JSON.
+    assert out["failed"] == [], out
+    retried = out["timed_out_then_retried"]
+    assert out["counts"]["pass"] + sum(v == "pass" for v in retried.values()) > 900, out
     assert out["ok"], res.stderr[-3000:]
     assert res.returncode == 0

@@ -6,7 +6,7 @@ import argparse
 
 from .. import table
 from ..guest import Guest
-from ..kselftest import build_selftest, run_in_guest
+from ..kselftest import build_selftest, rerun_timeouts, run_in_guest
 from ..pipeline import ensure_kernel
 from .common import (
     add_guest_options,
@@ -25,6 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     k.add_argument("--timeout", type=float, default=3600)
     k.add_argument("--json", action="store_true", help="totals and every case as JSON")
     k.add_argument("--ktap", action="store_true", help="print the test's own KTAP output")
+    k.add_argument("--no-retry", action="store_true",
+                   help="do not run cases the harness killed for time again alone")
     k.set_defaults(func=cmd_kselftest)
 
 
@@ -33,18 +35,21 @@ def cmd_kselftest(args: argparse.Namespace) -> int:
     workdir, argv = build_selftest(kb, args.name)
     with Guest.boot(kb.bzimage, guest_config(args)) as g:
         run = run_in_guest(g, workdir, argv, args.name, timeout=args.timeout)
+        if not args.no_retry:
+            run = rerun_timeouts(g, run, argv)
     counts = run.report.counts()
     if args.json:
         print_json({"name": run.name, "ok": run.ok, "rc": run.rc, "seconds": run.seconds,
-                    "counts": dict(counts),
-                    "failed": [r.name for r in run.report.leaf_results() if r.status == "fail"]})
+                    "counts": dict(counts), "failed": run.failed(),
+                    "timed_out_then_retried": run.retried})
     elif args.ktap:
         print(run.output, end="")
     else:
-        failed = [r for r in run.report.leaf_results() if r.status in ("fail", "error")]
         print(table.render(["kselftest", "pass", "fail", "skip", "xfail", "seconds", "verdict"],
                            [(run.name, counts["pass"], counts["fail"], counts["skip"],
                              counts["xfail"], run.seconds, "PASS" if run.ok else "FAIL")]))
-        for r in failed:
-            print(f"FAILED: {r.name}")
+        for case, verdict in run.retried.items():
+            print(f"timed out, run again alone: {case}: {verdict}")
+        for case in run.failed():
+            print(f"FAILED: {case}")
     return 0 if run.ok else 1
