@@ -15,10 +15,19 @@ import subprocess
 import sys
 
 
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] != "--" or len(argv) < 2:
         print("usage: python -m ktlskit.guest.reaper -- ARGV...", file=sys.stderr)
         return 2
+    # A reaper that is itself signalled (kill, pkill, a closed terminal) must take the guest
+    # with it: turn those signals into an exit that runs the finally below. Installed before
+    # the child exists, so there is no window in which a signal leaves an orphan.
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(sig, _exit_on_signal)
     child = subprocess.Popen(argv[1:], stdin=subprocess.DEVNULL)
     try:
         while child.poll() is None:
