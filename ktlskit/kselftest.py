@@ -50,9 +50,8 @@ class KselftestRun:
     def ok(self) -> bool:
         if self.rc == 0 and self.report.ok:
             return True
-        complete = self.report.plans and \
-            self.report.plans[max(self.report.plans)] == len(self.report.leaf_results())
-        return bool(self.retried) and bool(complete) and not self.failed()
+        planned = bool(self.report.plans) and self.report.complete
+        return bool(self.retried) and planned and not self.failed()
 
 
 def timed_out(output: str) -> list[str]:

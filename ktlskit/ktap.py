@@ -43,11 +43,15 @@ class KtapReport:
         return Counter(r.status for r in self.leaf_results())
 
     @property
+    def complete(self) -> bool:
+        """As many individual results as the innermost plan announced (True without a plan)."""
+        planned = self.plans.get(max(self.plans)) if self.plans else None
+        return planned is None or planned == len(self.leaf_results())
+
+    @property
     def ok(self) -> bool:
         c = self.counts()
-        planned = self.plans.get(max(self.plans)) if self.plans else None
-        complete = planned is None or planned == len(self.leaf_results())
-        return bool(self.results) and c["fail"] == 0 and c["error"] == 0 and complete
+        return bool(self.results) and c["fail"] == 0 and c["error"] == 0 and self.complete
 
 
 def _depth(line: str) -> tuple[int, str]:

@@ -79,6 +79,12 @@ def mount_debugfs() -> None:
                        timeout=30, check=False)
 
 
+def setup_with_knobs() -> None:
+    """The offloaded netdevsim pair, with debugfs mounted for the fault knobs."""
+    topology.setup("netdevsim", offload=True)
+    mount_debugfs()
+
+
 def knob_dir(side: str) -> Path:
     dev_id = topology.NSIM_IDS[0 if side == "a" else 1]
     return DEBUGFS / "netdevsim" / f"netdevsim{dev_id}" / "ports" / "0" / "tls"
@@ -513,8 +519,7 @@ def case_reorder(cipher: str, nbytes: int) -> Facts:
 
 def case_fail_add(cipher: str, nbytes: int) -> Facts:
     """fail_tx_add on a, fail_rx_add on b: those directions fall back to software."""
-    topology.setup("netdevsim", offload=True)
-    mount_debugfs()
+    setup_with_knobs()
     set_knob("a", "fail_tx_add", True)
     set_knob("b", "fail_rx_add", True)
     before = Counters.read()
@@ -529,8 +534,7 @@ def case_fail_add(cipher: str, nbytes: int) -> Facts:
 
 def case_refuse(cipher: str, nbytes: int) -> Facts:
     """refuse_aes_gcm_256 on both ports: 256 goes to software, 128 is still offloaded."""
-    topology.setup("netdevsim", offload=True)
-    mount_debugfs()
+    setup_with_knobs()
     for side in ("a", "b"):
         set_knob(side, "refuse_aes_gcm_256", True)
     facts: Facts = {}
@@ -545,8 +549,7 @@ def case_refuse(cipher: str, nbytes: int) -> Facts:
 
 def case_corrupt(cipher: str, nbytes: int) -> Facts:
     """tx_corrupt on a: the next record a encrypts has a bad tag; b's read fails."""
-    topology.setup("netdevsim", offload=True)
-    mount_debugfs()
+    setup_with_knobs()
     before = Counters.read()
     c, s, _, _ = ktls_pair(cipher)
     set_knob("a", "tx_corrupt", True)
@@ -571,8 +574,7 @@ def case_corrupt(cipher: str, nbytes: int) -> Facts:
 
 def case_resync(cipher: str, nbytes: int) -> Facts:
     """rx_drop_sync on b mid-stream: the device loses the framing and resyncs."""
-    topology.setup("netdevsim", offload=True)
-    mount_debugfs()
+    setup_with_knobs()
     c, s, _, _ = ktls_pair(cipher)
     facts: Facts = {"warmup": ping_pong(c, s, 20, 1000, 51)}
     before = Counters.read()
@@ -615,8 +617,7 @@ def kmemleak_report() -> str | None:
 
 def case_delete(cipher: str, nbytes: int) -> Facts:
     """Delete both netdevsim devices while offloaded sockets are open and busy."""
-    topology.setup("netdevsim", offload=True)
-    mount_debugfs()
+    setup_with_knobs()
     if KMEMLEAK.exists():
         KMEMLEAK.write_text("clear")
     c, s, _, _ = ktls_pair(cipher)
