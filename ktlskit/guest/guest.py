@@ -31,7 +31,7 @@ from ..progress import say
 from . import sshkeys
 from .splat import Splat
 from .ssh import GuestCommandError, GuestProcess, GuestResult, GuestTimeoutError, SshSession
-from .vng import kvm_usable, vng_argv
+from .vng import check_launch_tools, kvm_usable, launch_env, vng_argv
 from .watch import GuestError, GuestSplatError, SplatWatch
 
 GUEST_MAC = "52:54:00:4b:54:4c"
@@ -154,6 +154,7 @@ class Guest:
         if not bzimage.is_file():
             raise GuestError(f"no kernel image at {bzimage}: build it first")
         _check_shared_with_guest()
+        check_launch_tools()
         kvm = cfg.accel == "kvm" or (cfg.accel == "auto" and kvm_usable(bzimage))
         guest = cls._start(bzimage, cfg, kvm)
         try:
@@ -182,7 +183,7 @@ class Guest:
         console = boot.console.open("wb")
         proc = subprocess.Popen([sys.executable, "-m", "ktlskit.guest.reaper", "--", *argv],
                                 stdin=subprocess.PIPE, stdout=console, stderr=subprocess.STDOUT,
-                                start_new_session=True, cwd=boot.dir)
+                                start_new_session=True, cwd=boot.dir, env=launch_env())
         console.close()
         return cls(boot, proc, accel)
 

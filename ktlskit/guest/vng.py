@@ -1,4 +1,10 @@
-"""virtme-ng command lines, and the one-time KVM probe.
+"""virtme-ng command lines, their environment, and the one-time KVM probe.
+
+``vng`` starts ``virtme-run`` through ``/bin/sh``, so both must be on the PATH
+of the process that runs it, not only beside the Python that runs ktlskit:
+``launch_env()`` puts this interpreter's directory (a venv's ``bin``) first.
+Everything a launch needs is checked before it, and a launch that fails is an
+error naming the cause, never taken for "KVM does not work".
 
 On some hosts /dev/kvm exists but a normal kernel dies under it, so "is
 there /dev/kvm" is not enough: the probe boots the real kernel once under
@@ -10,25 +16,73 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from .. import paths
 from ..progress import say
+from .watch import GuestError
 
 PROBE_MARK = "ktlskit-kvm-probe-ok"
 PROBE_TIMEOUT = 90
+QEMU = "qemu-system-x86_64"
+#: What a launch needs on PATH: vng itself, the virtme-run it starts through
+#: /bin/sh, and QEMU.
+LAUNCH_TOOLS = ("vng", "virtme-run", QEMU)
+#: The kernel printed this early in any boot: a probe that never shows it never ran the kernel.
+KERNEL_STARTED = "Linux version"
+
+
+class GuestLaunchError(GuestError):
+    """QEMU/virtme-ng could not be started at all (a missing tool, a bad argument)."""
+
+
+def tools_dir() -> Path:
+    """The directory of this interpreter: a venv's ``bin``, where pip put vng and virtme-run.
+
+    Not resolved: a venv's ``python`` is a symlink to the base interpreter.
+    """
+    return Path(sys.executable).parent
+
+
+def launch_env(base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for vng: PATH starts with ``tools_dir()``."""
+    env = dict(os.environ if base is None else base)
+    path = env.get("PATH") or os.defpath
+    env["PATH"] = os.pathsep.join([str(tools_dir()), *[p for p in path.split(os.pathsep)
+                                                      if p and p != str(tools_dir())]])
+    return env
+
+
+def check_launch_tools(env: dict[str, str] | None = None) -> None:
+    """Raise GuestLaunchError naming every tool a launch needs that is not on PATH."""
+    path = (env or launch_env())["PATH"]
+    missing = [t for t in LAUNCH_TOOLS if shutil.which(t, path=path) is None]
+    if missing:
+        hint = (f"install QEMU ({QEMU}: `./setup.sh` or apt-get install qemu-system-x86)"
+                if QEMU in missing else "run ./setup.sh (virtme-ng belongs in .venv)")
+        raise GuestLaunchError(f"cannot start a guest: {', '.join(missing)} not found in "
+                               f"{tools_dir()} or PATH={path}; {hint}")
 
 
 def vng_argv(bzimage: Path, *, kvm: bool, cpus: int, memory: str, append: list[str],
-             qemu_opts: list[str], command: list[str]) -> list[str]:
-    """``vng --run`` with the host root shared read-only over 9p."""
-    argv = [_vng(), "--run", str(bzimage), "--force-9p", "--verbose",
+             qemu_opts: list[str], command: list[str], verbose: bool = True,
+             dry_run: bool = False) -> list[str]:
+    """``vng --run`` with the host root shared read-only over 9p (``dry_run``: only print
+    the QEMU command line virtme-run would start)."""
+    argv = [str(tools_dir() / "vng") if (tools_dir() / "vng").is_file() else "vng",
+            "--run", str(bzimage), "--force-9p",
             "--cpus", str(cpus), "--memory", memory, "-a", "root=/dev/root"]
+    if verbose:
+        argv.append("--verbose")
     if not kvm:
         argv.append("--disable-kvm")
+    if dry_run:
+        argv.append("--dry-run")
     for a in append:
         argv += ["-a", a]
     for o in qemu_opts:
@@ -36,10 +90,34 @@ def vng_argv(bzimage: Path, *, kvm: bool, cpus: int, memory: str, append: list[s
     return [*argv, "--", *command]
 
 
-def _vng() -> str:
-    """The vng installed beside this Python (a venv), else the one on PATH."""
-    local = Path(sys.executable).with_name("vng")
-    return str(local) if local.is_file() else "vng"
+@dataclass(frozen=True)
+class ProbeOutcome:
+    """What one KVM probe boot showed."""
+
+    kvm: bool  # the guest reached userspace under KVM
+    kernel_ran: bool  # the kernel printed its banner: QEMU and KVM started it
+    output: str
+    status: int | None  # None: killed at the deadline
+
+    def launch_error(self) -> str | None:
+        """Why the probe says nothing about KVM (the launch itself failed), or None."""
+        if self.kvm or self.kernel_ran:
+            return None
+        tail = "\n".join(self.output.strip().splitlines()[-15:])
+        if self.status == 127 or "not found" in self.output:
+            return f"a program was not found (exit {self.status}):\n{tail}"
+        if self.status == 2 and "usage:" in self.output:
+            return f"vng refused its arguments:\n{tail}"
+        if _kvm_refused(self.output):
+            return None  # QEMU itself could not use KVM: that is an answer (TCG)
+        if self.status is not None:
+            return f"QEMU/vng exited with status {self.status} before the kernel started:\n{tail}"
+        return None  # ran to the deadline without a banner: the kernel hangs under KVM
+
+
+def _kvm_refused(output: str) -> bool:
+    return any(s in output for s in ("failed to initialize kvm", "Could not access KVM",
+                                     "failed to initialize KVM", "KVM_CREATE_VM"))
 
 
 def _boot_id() -> str:
@@ -50,7 +128,11 @@ def _boot_id() -> str:
 
 
 def kvm_usable(bzimage: Path) -> bool:
-    """Whether guests can use KVM here; probed once per host boot and cached."""
+    """Whether guests can use KVM here; probed once per host boot and cached.
+
+    Only a real answer is cached: the kernel failing under KVM, or QEMU refusing KVM.
+    A launch that failed for any other reason raises GuestLaunchError and caches nothing.
+    """
     if os.environ.get("KTLSKIT_ACCEL") in ("tcg", "kvm"):
         return os.environ["KTLSKIT_ACCEL"] == "kvm"
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
@@ -60,29 +142,39 @@ def kvm_usable(bzimage: Path) -> bool:
         data = json.loads(cache.read_text())
         if data.get("boot_id") == _boot_id():
             return bool(data["kvm"])
-    ok = _probe(bzimage)
-    cache.write_text(json.dumps({"boot_id": _boot_id(), "kvm": ok}) + "\n")
-    return ok
+    check_launch_tools()
+    outcome = probe(bzimage)
+    why = outcome.launch_error()
+    if why is not None:
+        raise GuestLaunchError(f"the KVM probe could not launch a guest: {why}")
+    cache.write_text(json.dumps({"boot_id": _boot_id(), "kvm": outcome.kvm,
+                                 "kernel_ran": outcome.kernel_ran}) + "\n")
+    say(f"KVM {'works' if outcome.kvm else 'does not boot this kernel'}: guests use "
+        f"{'KVM' if outcome.kvm else 'TCG (--disable-kvm)'}")
+    return outcome.kvm
 
 
-def _probe(bzimage: Path) -> bool:
+def probe(bzimage: Path, timeout: float = PROBE_TIMEOUT) -> ProbeOutcome:
     say("probing KVM with a real boot (once per host boot)")
     argv = vng_argv(bzimage, kvm=True, cpus=1, memory="512M", append=[], qemu_opts=[],
                     command=["echo", PROBE_MARK])
     # vng runs QEMU through a shell: kill the whole session on timeout, not just vng.
     with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           stdin=subprocess.DEVNULL, text=True, errors="replace",
-                          start_new_session=True) as proc:
+                          env=launch_env(), start_new_session=True) as proc:
+        status: int | None
         try:
-            out, _ = proc.communicate(timeout=PROBE_TIMEOUT)
+            out, _ = proc.communicate(timeout=timeout)
+            status = proc.returncode
         except subprocess.TimeoutExpired:
-            out = ""
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            out, _ = proc.communicate()
+            status = None
         finally:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
     # vng's KVM mode passes "-cpu host", which TCG cannot run: reaching
     # userspace means KVM really ran the guest, not a silent TCG fallback.
-    ok = PROBE_MARK in out
-    say(f"KVM {'works' if ok else 'does not boot this kernel'}: guests use "
-        f"{'KVM' if ok else 'TCG (--disable-kvm)'}")
-    return ok
+    return ProbeOutcome(kvm=PROBE_MARK in out, kernel_ran=KERNEL_STARTED in out,
+                        output=out, status=status)
