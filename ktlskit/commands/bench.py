@@ -45,10 +45,11 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
 
 def cmd_traffic(args: argparse.Namespace) -> int:
     """Boot the guest and run ``ktlskit.trafficbench`` in it (see that module)."""
+    gcfg = guest_config(args)
     _src, kb = ensure_kernel(kernel_options(args))
     argv = ["--bytes", str(args.bytes), "--rekey-every", str(args.rekey_every),
             "--repeat", str(args.repeat)]
-    with Guest.boot(kb.bzimage, guest_config(args)) as g:
+    with Guest.boot(kb.bzimage, gcfg) as g:
         res = g.run(f"{shlex.quote(g.python)} -m ktlskit.trafficbench {shlex.join(argv)}",
                     timeout=120 + args.repeat * 3 * max(60, args.bytes / 1e6 * 2))
     out = json.loads(res.stdout)

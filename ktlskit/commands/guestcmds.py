@@ -26,8 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_boot(args: argparse.Namespace) -> int:
+    gcfg = guest_config(args)
     _, kb = ensure_kernel(kernel_options(args))
-    with Guest.boot(kb.bzimage, guest_config(args)) as g:
+    with Guest.boot(kb.bzimage, gcfg) as g:
         print(f"guest console: {g.console_path}", file=sys.stderr)
         return subprocess.call(g.ssh_argv())
 
@@ -37,8 +38,9 @@ def cmd_exec(args: argparse.Namespace) -> int:
     if not argv:
         raise SystemExit("ktlskit exec: give a command after --")
     command = argv[0] if len(argv) == 1 else shlex.join(argv)
+    gcfg = guest_config(args)
     _, kb = ensure_kernel(kernel_options(args))
-    with Guest.boot(kb.bzimage, guest_config(args)) as g:
+    with Guest.boot(kb.bzimage, gcfg) as g:
         res = g.run(command, timeout=args.timeout, check=False)
     sys.stdout.write(res.stdout)
     sys.stderr.write(res.stderr)

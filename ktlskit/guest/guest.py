@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import logging
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -35,6 +36,7 @@ from .vng import check_launch_tools, kvm_usable, launch_env, vng_argv
 from .watch import GuestError, GuestSplatError, SplatWatch
 
 GUEST_MAC = "52:54:00:4b:54:4c"
+MAX_CPUS = 64
 
 __all__ = ["Guest", "GuestCommandError", "GuestConfig", "GuestError", "GuestProcess",
            "GuestResult", "GuestSplatError", "GuestTimeoutError"]
@@ -47,6 +49,20 @@ class GuestConfig:
     accel: str = "auto"  # auto, kvm or tcg
     boot_timeout: float = 240.0
     append: tuple[str, ...] = ()
+
+    def check(self) -> None:
+        """Bad guest options fail here, before any build or boot."""
+        if not 1 <= self.cpus <= MAX_CPUS:
+            raise GuestError(f"--cpus {self.cpus}: 1 to {MAX_CPUS}")
+        if not re.fullmatch(r"[1-9][0-9]*[MG]", self.memory):
+            raise GuestError(f"--memory {self.memory!r}: a size like 512M or 2G")
+        if self.accel not in ("auto", "kvm", "tcg"):
+            raise GuestError(f"--accel {self.accel!r}: auto, kvm or tcg")
+        if self.accel == "kvm" and not os.access("/dev/kvm", os.R_OK | os.W_OK):
+            raise GuestError("--accel kvm: /dev/kvm is missing or not accessible here; "
+                             "use --accel tcg or auto")
+        if self.boot_timeout <= 0:
+            raise GuestError(f"boot timeout {self.boot_timeout}: must be positive")
 
 
 @dataclass
@@ -151,6 +167,7 @@ class Guest:
     @contextmanager
     def boot(cls, bzimage: Path, config: GuestConfig | None = None) -> Iterator[Guest]:
         cfg = config or GuestConfig()
+        cfg.check()
         if not bzimage.is_file():
             raise GuestError(f"no kernel image at {bzimage}: build it first")
         _check_shared_with_guest()

@@ -33,6 +33,9 @@ class Mismatch:
 
 def profile_fragments(profile: str, kconfig_dir: Path | None = None) -> list[Path]:
     d = kconfig_dir or paths.project_dir() / "kconfig"
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", profile):
+        raise KconfigError(f"profile {profile!r}: a profile is a name (NAME for "
+                           f"kconfig/NAME.config), not a path")
     names = list(BASE_FRAGMENTS) + ([] if profile == "default" else [f"{profile}.config"])
     frags = [d / n for n in names]
     missing = [f.name for f in frags if not f.is_file()]
