@@ -46,8 +46,15 @@ def build_lock() -> Iterator[None]:
 
 
 def ensure_kernel(opts: KernelOptions) -> tuple[KernelSource, BuildResult]:
-    """Fetch if needed and (re)build; make decides what is out of date."""
+    """Fetch if needed and (re)build. When nothing the last build was made from changed (source,
+    series, config fragments, and for a user's tree no file newer than that build), it is used
+    as it is, without syncing the tree or running make; otherwise make decides."""
     opts.check()
     with build_lock():
         src = source.resolve(opts.kernel_src)
-        return src, build.build(src, opts.profile, series.load())
+        ser = series.load()
+        last = build.up_to_date(src, opts.profile, ser)
+        if last is not None:
+            say(f"kernel up to date: {last.bzimage}")
+            return src, last
+        return src, build.build(src, opts.profile, ser)

@@ -15,10 +15,13 @@ from .common import add_guest_options, add_kernel_options, guest_config, kernel_
 def register(sub: argparse._SubParsersAction) -> None:
     b = sub.add_parser("bench", help="benchmarks")
     bsub = b.add_subparsers(dest="bench_command", required=True, metavar="WHAT")
-    p = bsub.add_parser("pipeline", help="fetch, cold/no-op/one-file builds, boot-to-SSH")
+    p = bsub.add_parser("pipeline", help="fetch, cold/no-op/one-file builds, boot-to-SSH, "
+                                         "exec vs raw vng, edit -> answer")
     p.add_argument("--profile", default="default")
     p.add_argument("--no-ccache", action="store_true", help="truly cold build")
     p.add_argument("--no-fetch", action="store_true", help="skip the fresh fetch")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="interleaved exec / raw vng rounds for the boot ratio (default 3)")
     p.add_argument("--json", action="store_true")
     add_guest_options(p)
     p.set_defaults(func=cmd_pipeline)
@@ -33,8 +36,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
+    if args.rounds < 1:
+        raise SystemExit("ktlskit bench pipeline: --rounds must be 1 or more")
+    kernel_options(argparse.Namespace(kernel_src=None, profile=args.profile))
     timings = bench_pipeline.run(args.profile, no_ccache=args.no_ccache,
-                                 fetch=not args.no_fetch, guest=guest_config(args))
+                                 fetch=not args.no_fetch, guest=guest_config(args),
+                                 rounds=args.rounds)
     if args.json:
         print_json([t.__dict__ for t in timings])
     else:

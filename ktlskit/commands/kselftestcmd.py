@@ -37,7 +37,7 @@ def cmd_kselftest(args: argparse.Namespace) -> int:
     with Guest.boot(kb.bzimage, gcfg) as g:
         run = run_in_guest(g, workdir, argv, args.name, timeout=args.timeout)
         if not args.no_retry:
-            run = rerun_timeouts(g, run, argv)
+            run = rerun_timeouts(g, run, argv, kbuild=kb)
     counts = run.report.counts()
     if args.json:
         print_json({"name": run.name, "ok": run.ok, "rc": run.rc, "seconds": run.seconds,

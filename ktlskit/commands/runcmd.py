@@ -7,8 +7,8 @@ import json
 import sys
 
 from .. import ciphers, paths, peer, report, scenario, topologies
-from ..guest import Guest
-from ..guest.guest import connect_existing
+from ..guest import Guest, warm
+from ..guest.bootdir import connect_existing
 from ..pipeline import ensure_kernel
 from ..progress import say, set_quiet
 from .common import add_guest_options, add_kernel_options, guest_config, kernel_options
@@ -68,7 +68,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     kopts, gcfg = kernel_options(args), guest_config(args)
     src, kb = ensure_kernel(kopts)
     current = paths.cache_dir() / CURRENT
-    with Guest.boot(kb.bzimage, gcfg) as g:
+    with warm.guest_for(kb.bzimage, gcfg) as g:
         current.write_text(json.dumps({"boot_dir": str(g.boot_dir),
                                        "guest_dir": scenario.GUEST_DIR}) + "\n")
         try:

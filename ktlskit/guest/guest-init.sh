@@ -39,11 +39,16 @@ fi
 # harness's console log), so an SSH failure is explained there.
 /usr/sbin/sshd -D -e -f "$BOOT/sshd_config" &
 SSHD=$!
-sleep 1
-if ! kill -0 $SSHD 2>/dev/null; then
-	echo "ktlskit-init: sshd failed to start" >/dev/kmsg
-	exit 1
-fi
+# Announce sshd once it listens on port 22 (0x0016), not after a fixed sleep.
+n=0
+until grep -qs ':0016 [0-9A-F]*:0000 0A' /proc/net/tcp /proc/net/tcp6; do
+	if ! kill -0 $SSHD 2>/dev/null || [ $n -ge 400 ]; then
+		echo "ktlskit-init: sshd failed to start" >/dev/kmsg
+		exit 1
+	fi
+	n=$((n + 1))
+	sleep 0.05
+done
 echo "ktlskit-init: sshd up on $IF" >/dev/kmsg
 # Block until the harness writes to the stop FIFO (no polling under TCG).
 mkfifo "$RUN/stop"

@@ -20,6 +20,8 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +31,7 @@ from .watch import GuestError
 
 PROBE_MARK = "ktlskit-kvm-probe-ok"
 PROBE_TIMEOUT = 90
+BANNER_TIMEOUT = 20
 QEMU = "qemu-system-x86_64"
 #: What a launch needs on PATH: vng itself, the virtme-run it starts through
 #: /bin/sh, and QEMU.
@@ -144,9 +147,12 @@ def kvm_usable(bzimage: Path) -> bool:
             return bool(data["kvm"])
     check_launch_tools()
     outcome = probe(bzimage)
+    (paths.cache_dir() / "kvm-probe.log").write_text(
+        f"status {outcome.status}\n{outcome.output}")
     why = outcome.launch_error()
     if why is not None:
-        raise GuestLaunchError(f"the KVM probe could not launch a guest: {why}")
+        raise GuestLaunchError(f"the KVM probe could not launch a guest: {why}\n(full output: "
+                               f"{paths.cache_dir() / 'kvm-probe.log'})")
     cache.write_text(json.dumps({"boot_id": _boot_id(), "kvm": outcome.kvm,
                                  "kernel_ran": outcome.kernel_ran}) + "\n")
     say(f"KVM {'works' if outcome.kvm else 'does not boot this kernel'}: guests use "
@@ -154,26 +160,37 @@ def kvm_usable(bzimage: Path) -> bool:
     return outcome.kvm
 
 
-def probe(bzimage: Path, timeout: float = PROBE_TIMEOUT) -> ProbeOutcome:
+def probe(bzimage: Path, timeout: float = PROBE_TIMEOUT,
+          banner_timeout: float = BANNER_TIMEOUT) -> ProbeOutcome:
+    """Boot once under KVM. A kernel that has not printed its banner after ``banner_timeout``
+    (KVM gets there in about a second) is taken as not booting; one that did gets ``timeout``
+    to reach userspace."""
     say("probing KVM with a real boot (once per host boot)")
     argv = vng_argv(bzimage, kvm=True, cpus=1, memory="512M", append=[], qemu_opts=[],
                     command=["echo", PROBE_MARK])
-    # vng runs QEMU through a shell: kill the whole session on timeout, not just vng.
+    lines: list[str] = []
+    # vng runs QEMU through a shell: kill the whole session at the end, not just vng.
     with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           stdin=subprocess.DEVNULL, text=True, errors="replace",
                           env=launch_env(), start_new_session=True) as proc:
-        status: int | None
-        try:
-            out, _ = proc.communicate(timeout=timeout)
-            status = proc.returncode
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            out, _ = proc.communicate()
-            status = None
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
+        reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")),
+                                  daemon=True)  # type: ignore[union-attr]
+        reader.start()
+        start = time.monotonic()
+        status: int | None = None
+        while True:
+            status = proc.poll()
+            out = "".join(lines)
+            elapsed = time.monotonic() - start
+            if status is not None or PROBE_MARK in out or elapsed > timeout or (
+                    elapsed > banner_timeout and KERNEL_STARTED not in out):
+                break
+            time.sleep(0.1)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        reader.join(timeout=5)
+    out = "".join(lines)
     # vng's KVM mode passes "-cpu host", which TCG cannot run: reaching
     # userspace means KVM really ran the guest, not a silent TCG fallback.
     return ProbeOutcome(kvm=PROBE_MARK in out, kernel_ran=KERNEL_STARTED in out,

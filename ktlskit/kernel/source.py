@@ -97,9 +97,14 @@ def resolve(kernel_src: str | None = None, *, fetch: bool = True) -> KernelSourc
 def _from_path(p: Path) -> KernelSource:
     check_path(p)
     if p.is_dir():
-        h = hashlib.sha256(str(p).encode()).hexdigest()[:10]
-        return KernelSource("tree", p, f"tree-{p.name}-{h}", kernel_version(p))
+        return tree_source(p)
     return unpack_tarball(p)
+
+
+def tree_source(p: Path) -> KernelSource:
+    """A user's kernel tree, used in place (never modified)."""
+    h = hashlib.sha256(str(p).encode()).hexdigest()[:10]
+    return KernelSource("tree", p, f"tree-{p.name}-{h}", kernel_version(p))
 
 
 def check_path(p: Path, budget: float = 0.5) -> None:
