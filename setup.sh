@@ -6,7 +6,21 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 DEBS=(qemu-system-x86 flex bison bc libelf-dev libssl-dev ccache cpio udev
-      openssh-server ethtool iproute2 rsync patch perl make gcc xz-utils python3-venv)
+      openssh-server ethtool iproute2 rsync patch perl make gcc xz-utils python3-venv
+      git codespell)
+
+# `ktlskit patches check` builds each patch with clang too (as netdev's CI does). The
+# kernel needs LLVM >= 17.0.1 (scripts/min-tool-version.sh); Debian ships versioned
+# packages, so take the newest of these that apt knows, else the unversioned ones.
+LLVM_VERSION=""
+for v in 19 20 21 22 18 17; do
+	if apt-cache show "clang-$v" >/dev/null 2>&1; then LLVM_VERSION=$v; break; fi
+done
+if [ -n "$LLVM_VERSION" ]; then
+	DEBS+=("clang-$LLVM_VERSION" "lld-$LLVM_VERSION" "llvm-$LLVM_VERSION")
+else
+	DEBS+=(clang lld llvm)
+fi
 
 missing=()
 for p in "${DEBS[@]}"; do
