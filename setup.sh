@@ -11,11 +11,18 @@ DEBS=(qemu-system-x86 flex bison bc libelf-dev libssl-dev ccache cpio udev
 
 # `ktlskit patches check` builds each patch with clang too (as netdev's CI does). The
 # kernel needs LLVM >= 17.0.1 (scripts/min-tool-version.sh); Debian ships versioned
-# packages, so take the newest of these that apt knows, else the unversioned ones.
-LLVM_VERSION=""
-for v in 19 20 21 22 18 17; do
-	if apt-cache show "clang-$v" >/dev/null 2>&1; then LLVM_VERSION=$v; break; fi
-done
+# packages: take the first of these versions apt knows (19: bookworm and trixie have
+# it), else the unversioned packages.
+pick_llvm() {
+	for v in 19 20 21 22 18 17; do
+		if apt-cache show "clang-$v" >/dev/null 2>&1; then echo "$v"; return; fi
+	done
+}
+LLVM_VERSION=$(pick_llvm)
+if [ -z "$LLVM_VERSION" ]; then
+	apt-get update -q   # a fresh machine may have no package lists yet
+	LLVM_VERSION=$(pick_llvm)
+fi
 if [ -n "$LLVM_VERSION" ]; then
 	DEBS+=("clang-$LLVM_VERSION" "lld-$LLVM_VERSION" "llvm-$LLVM_VERSION")
 else

@@ -182,6 +182,7 @@ def test_export_addresses_maintainers_and_names_the_base(checked, tmp_path: Path
     assert names[0] == "0000-cover-letter.patch" and len(names) == 8
     cover = done.files[0].read_text()
     assert "Subject: [PATCH net 0/7] demo: seven patches" in cover
+    assert "From: Dev Eloper <dev@example.org>" in cover
     assert "One clean patch and six broken ones." in cover
     assert "\nbase-commit: v7.3.4\n-- \n" in cover
     assert "netdev@vger.kernel.org" in cover.split("\n\n", 1)[0]

@@ -123,6 +123,10 @@ def _init_repo(repo: Path, tree: Path, files: set[str]) -> None:
         if (tree / f).is_file():
             (repo / f).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(tree / f, repo / f)
+    # the tree's .gitattributes gives C files "diff=cpp" hunk headers, as in the kernel's repo
+    attrs = tree / ".gitattributes"
+    (repo / ".git/info/attributes").write_text(attrs.read_text() if attrs.is_file()
+                                               else "*.c diff=cpp\n*.h diff=cpp\n")
     _git(repo, "add", "-A")
     _git(repo, "-c", "user.name=ktlskit", "-c", "user.email=export@localhost",
          "commit", "-q", "--allow-empty", "-m", "base")
@@ -139,7 +143,7 @@ def _am(repo: Path, patches: tuple[PatchFile, ...]) -> None:
 
 def _format_patch(repo: Path, start: str, dest: Path, g: SeriesGroup, tree: str,
                   version: int) -> list[Path]:
-    args = ["format-patch", "-q", "-o", str(dest), f"--subject-prefix=PATCH {tree}",
+    args = ["format-patch", "-q", "--abbrev=12", "-o", str(dest), f"--subject-prefix=PATCH {tree}",
             "--no-base"]
     if version > 1:
         args.append(f"-v{version}")
@@ -147,7 +151,11 @@ def _format_patch(repo: Path, start: str, dest: Path, g: SeriesGroup, tree: str,
         args.append("--cover-letter")
     if len(g.patches) > 1:
         args.append("--numbered")
-    _git(repo, *args, f"{start}..HEAD")
+    # git writes the cover letter From: the committer: make that the cover's author
+    author = g.cover or g.patches[0]
+    cmd(["git", "-C", repo, *args, f"{start}..HEAD"], timeout=300,
+        env={**GIT_ENV, "GIT_COMMITTER_NAME": author.author_name or "",
+             "GIT_COMMITTER_EMAIL": author.author_email or ""})
     files = sorted(dest.glob("*.patch"))
     if g.cover is not None:
         _fill_cover(files[0], g.cover)

@@ -123,7 +123,8 @@ def run(src: KernelSource, ps: PatchSet, opts: CheckOptions) -> Report:
         for name, fn in SERIES_CHECKS.items():
             gr.series[name] = timed.result(report, name, f"series:{g.name}", partial(fn, g))
         report.groups.append(gr)
-    tree = checktree.reset(src, ps.quilt().touched_files())
+    tree = timed.call("tree_copy", partial(checktree.reset, src, ps.quilt().touched_files()))
+    assert isinstance(tree, Path)
     for c in checks:
         timed.call(c.name, partial(c.prepare, src, tree))
     _walk(report, checks, tree, timed)
