@@ -98,6 +98,10 @@ def test_signed_off_by_and_inline_checks() -> None:
     out = SignedOffBy().run(_ctx(other))
     assert out.status is Status.FAIL and "author Signed-off-by missing" in out.findings[0]
     assert SourceInline().run(_ctx(p)).status is Status.FAIL
+    comment = _patch(MAIL.replace("+static inline int b(void) { return 0; }",
+                                  "+/* inline crypto, as a NIC does */"))
+    assert SourceInline().run(_ctx(comment)).findings == (
+        "a.c: +/* inline crypto, as a NIC does */ [in a comment]",)
     assert HeaderInline().run(_ctx(p)).findings == ("new.h: +static int helper(void);",)
 
 
