@@ -48,7 +48,9 @@ def test_receive_plain_samples_and_detects_a_short_stream() -> None:
     benchstream.receive_plain(b.recv, res, h)
     t.join()
     b.close()
-    assert res.nbytes == len(data) - 1 and len(res.samples) >= 3
+    assert res.nbytes == len(data) - 1
+    # how many samples depends on how much each recv() returned; the last is the total
+    assert res.samples[0] == (0.0, 0) and res.samples[-1][1] == res.nbytes
     with pytest.raises(benchstream.BenchError, match="data lost or corrupted"):
         benchstream.verify(res, len(data), h, benchstream.expected_digest(len(data)))
 

@@ -104,10 +104,11 @@ def run_in_guest(args: argparse.Namespace, module: str, argv: list[str],
         proc = g.spawn(f"{shlex.quote(g.python)} -m {module} {shlex.join(argv)}",
                        timeout=timeout)
         shown = 0
-        while proc.running():
+        deadline = time.monotonic() + timeout + 60
+        while proc.running() and time.monotonic() < deadline:
             shown = _relay(proc.stderr, shown)
             time.sleep(0.5)
-        res = proc.wait(60, check=False)
+        res = proc.wait(max(1.0, deadline - time.monotonic()), check=False)
         _relay(res.stderr, shown)
         g.check(f"while running {module}")
         accel = g.accel
