@@ -37,7 +37,8 @@ def test_warning_when_the_spread_is_wider_than_the_difference() -> None:
     # median 1.05: a 0.05 difference, but the rounds range 0.90..1.20
     c = compare("kTLS / ssl", [0.9, 1.05, 1.2], [1.0, 1.0, 1.0])
     assert c.warning is not None
-    assert "0.90..1.20" in c.warning and "0.05 difference from 1" in c.warning
+    assert "0.90..1.20 (a factor 1.33 between rounds)" in c.warning
+    assert "factor 1.05 between the reported 1.05 and 1" in c.warning
     assert "do not show a difference" in c.warning
 
 
@@ -57,6 +58,12 @@ def test_fractions_carry_no_warning() -> None:
     assert c.to_json()["ratios"] == [0.25, 0.3]
 
 
-def test_other_references() -> None:
-    # a stall 100x the key install, rounds 90..110: far from 1, no warning
-    assert compare("stall / install", [9.0, 10.0, 11.0], [0.1, 0.1, 0.1]).warning is None
+def test_large_ratios_compare_as_factors() -> None:
+    # a stall 22x..54x the key install (median 32x): far from 1 in every round, no warning
+    assert compare("stall / install", [2.2, 3.2, 5.4], [0.1, 0.1, 0.1]).warning is None
+    # but 0.5x..3x around a median of 1.5x says nothing
+    assert compare("a / b", [0.5, 1.5, 3.0], [1.0, 1.0, 1.0]).warning is not None
+
+
+def test_nonpositive_values_fall_back_to_differences() -> None:
+    assert spread_warning("x", Spread.of([-1.0, 0.0, 1.0]), 0.5) is not None
