@@ -112,12 +112,17 @@ def spread_warning(label: str, spread: Spread, reference: float = 1.0) -> str | 
     else:
         spread_factor = spread.max / spread.min
         diff_factor = max(spread.median, reference) / min(spread.median, reference)
-    if spread_factor > diff_factor:
-        return (f"{label}: the per-round values span {spread.min:.2f}..{spread.max:.2f} (a "
-                f"factor {spread_factor:.2f} between rounds), more than the factor "
-                f"{diff_factor:.2f} between the reported {spread.median:.2f} and {reference:g}: "
-                "these rounds do not show a difference")
-    return None
+    if spread_factor <= diff_factor:
+        return None
+    if spread.min < reference < spread.max:
+        verdict = "the rounds disagree on the direction: they do not show a difference"
+    else:
+        verdict = ("every round agrees on the direction, but the size of the difference is "
+                   "within the noise")
+    return (f"{label}: the per-round values span {spread.min:.2f}..{spread.max:.2f} (a "
+            f"factor {spread_factor:.2f} between rounds), more than the factor "
+            f"{diff_factor:.2f} between the reported {spread.median:.2f} and {reference:g}; "
+            f"{verdict}")
 
 
 def compare(label: str, numerator: Sequence[float], denominator: Sequence[float],

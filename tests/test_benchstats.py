@@ -39,7 +39,14 @@ def test_warning_when_the_spread_is_wider_than_the_difference() -> None:
     assert c.warning is not None
     assert "0.90..1.20 (a factor 1.33 between rounds)" in c.warning
     assert "factor 1.05 between the reported 1.05 and 1" in c.warning
-    assert "do not show a difference" in c.warning
+    assert "disagree on the direction: they do not show a difference" in c.warning
+
+
+def test_warning_when_the_rounds_agree_on_the_direction_but_not_the_size() -> None:
+    # kTLS faster than ssl in every round (1.03..1.31), median 1.24: a factor 1.27 of
+    # spread against a factor 1.24 of difference
+    c = compare("kTLS / ssl", [1.03, 1.2, 1.24, 1.3, 1.31], [1.0] * 5)
+    assert c.warning is not None and "every round agrees on the direction" in c.warning
 
 
 def test_no_warning_when_every_round_agrees_on_the_sign() -> None:

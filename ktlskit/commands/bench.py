@@ -70,6 +70,9 @@ def _add_output_options(p: argparse.ArgumentParser, name: str) -> None:
     p.add_argument("--json", action="store_true", help="the JSON on stdout instead of tables")
     p.add_argument("--out", type=Path, default=Path("results"), metavar="DIR",
                    help=f"where bench-{name}.json and bench-{name}.png go (default results/)")
+    p.add_argument("--from-json", type=Path, metavar="FILE",
+                   help=f"no guest: summarise and plot the rounds of an earlier "
+                        f"bench-{name}.json again")
     p.add_argument("--kernel-arg", action="append", default=[], metavar="ARG",
                    help="append ARG to the guest kernel command line (repeatable), e.g. "
                         "clearcpuid=aes,pclmulqdq,avx to run the kernel without AES-NI")
@@ -121,6 +124,18 @@ def run_in_guest(args: argparse.Namespace, module: str, argv: list[str],
     return json.loads(res.stdout), host, accel
 
 
+def _earlier(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], str] | None:
+    """(raw, host, accel) of the file given with --from-json, or None."""
+    if args.from_json is None:
+        return None
+    try:
+        doc = json.loads(args.from_json.read_text())
+        return doc["raw"], doc["host"], doc["accel"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise BenchError(f"{args.from_json}: not a bench JSON written by ktlskit ({exc})") \
+            from exc
+
+
 def _relay(stderr: str, shown: int) -> int:
     lines = stderr.splitlines()
     complete = lines if stderr.endswith("\n") else lines[:-1]
@@ -143,8 +158,8 @@ def cmd_traffic(args: argparse.Namespace) -> int:
             "--rounds", str(args.rounds), "--crypto-seconds", str(args.crypto_seconds),
             "--installs", str(args.installs)]
     per_round = 3 * max(60, args.bytes / 1e6 * 2) + 8 * args.crypto_seconds + 60
-    raw, host, accel = run_in_guest(args, "ktlskit.trafficbench", argv,
-                                    300 + args.rounds * per_round)
+    raw, host, accel = _earlier(args) or run_in_guest(args, "ktlskit.trafficbench", argv,
+                                                      300 + args.rounds * per_round)
     summary = benchreport.summarize(raw)
     png = benchreport.plot(raw, summary, args.out / "bench-traffic.png")
     doc = {"summary": summary.to_json(), "host": host, "accel": accel, "plot": str(png),
@@ -170,8 +185,8 @@ def cmd_offload(args: argparse.Namespace) -> int:
         argv += ["--tls-version", v]
     nmodes = 2 * len(versions) + (2 if args.rekey_every and "1.3" in versions else 0)
     per_round = nmodes * (max(60, args.bytes / 1e6 * 4) + 10)
-    raw, host, accel = run_in_guest(args, "ktlskit.offloadbench", argv,
-                                    300 + args.rounds * per_round)
+    raw, host, accel = _earlier(args) or run_in_guest(args, "ktlskit.offloadbench", argv,
+                                                      300 + args.rounds * per_round)
     summary = offloadreport.summarize(raw)
     png = offloadreport.plot(raw, summary, args.out / "bench-offload.png")
     doc = {"summary": summary.to_json(), "host": host, "accel": accel, "plot": str(png),
