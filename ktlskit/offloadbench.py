@@ -51,7 +51,7 @@ from .benchstream import (
 from .ciphers import lookup
 from .errors import KtlskitError
 from .keyschedule import DirectionState
-from .ksocket import Direction, KtlsSocket
+from .ksocket import Direction, KtlsError, KtlsSocket
 from .offload import Counters, connect
 
 VERSIONS = ("1.2", "1.3")
@@ -147,12 +147,35 @@ def _device_facts(spec: ModeSpec, delta: dict[str, dict[str, int]], nbytes: int,
     return facts
 
 
+def _check_rekey(spec: ModeSpec, cipher: str) -> None:
+    """One KeyUpdate each way on a throwaway connection of ``spec``: a kernel that refuses
+    to rekey an offloaded socket makes the mode Unsupported instead of failing the bench."""
+    client, server, placement = _open(spec, cipher)
+    try:
+        if set(placement.values()) != {"device"}:
+            return  # not offloaded at all: transfer() reports that
+        client.send_key_update(False)
+        client.send(b"after the KeyUpdate")
+        ctype, data = server.recv_record(RECORD + 256, auto_key_update=False)
+        if not server.handle_key_update(data, answer=False):
+            raise BenchError(f"{spec.name}: expected a KeyUpdate, got record type {ctype}")
+        if server.recv_record(RECORD + 256)[1] != b"after the KeyUpdate":
+            raise BenchError(f"{spec.name}: data after a KeyUpdate came back wrong")
+    except KtlsError as exc:
+        raise Unsupported(f"KeyUpdate on an offloaded socket: {exc}") from exc
+    finally:
+        client.close()
+        server.close()
+
+
 def transfer(spec: ModeSpec, topo: topology.Topology, cipher: str,
              nbytes: int) -> dict[str, Any]:
     """One verified transfer in ``spec``; raises Unsupported when the kernel would not
-    place the sockets as the mode needs."""
+    place the sockets as the mode needs (or, for rekey modes, would not rekey them)."""
     if topo.offload != spec.offload:
         topology.set_offload(topo, spec.offload)
+    if spec.offload and spec.rekey_every:
+        _check_rekey(spec, cipher)
     before = Counters.read()
     client, server, placement = _open(spec, cipher)
     want_device = "device" if spec.offload else "software"
