@@ -75,7 +75,7 @@ def _add_output_options(p: argparse.ArgumentParser, name: str) -> None:
                         f"bench-{name}.json again")
     p.add_argument("--kernel-arg", action="append", default=[], metavar="ARG",
                    help="append ARG to the guest kernel command line (repeatable), e.g. "
-                        "clearcpuid=aes,pclmulqdq,avx to run the kernel without AES-NI")
+                        "clearcpuid=aes,pclmulqdq,avx,avx2,vaes for generic C kernel crypto")
 
 
 def _check_positive(args: argparse.Namespace, *names: str) -> None:
