@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .. import bench_pipeline, benchreport, offloadreport, table
+from .. import bench_pipeline, benchplot, benchreport, offloadreport, table
 from ..benchstream import BenchError
 from ..guest import Guest
 from ..pipeline import ensure_kernel
@@ -36,6 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rounds", type=int, default=3,
                    help="interleaved exec / raw vng rounds for the boot ratio (default 3)")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--out", type=Path, default=Path("results"), metavar="DIR",
+                   help="where bench-pipeline.json and bench-pipeline.png go (default results/)")
     add_guest_options(p)
     p.set_defaults(func=cmd_pipeline)
 
@@ -93,14 +95,24 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     if args.rounds < 1:
         raise SystemExit("ktlskit bench pipeline: --rounds must be 1 or more")
     kernel_options(argparse.Namespace(kernel_src=None, profile=args.profile))
-    timings = bench_pipeline.run(args.profile, no_ccache=args.no_ccache,
-                                 fetch=not args.no_fetch, guest=guest_config(args),
-                                 rounds=args.rounds)
+    res = bench_pipeline.run(args.profile, no_ccache=args.no_ccache,
+                             fetch=not args.no_fetch, guest=guest_config(args),
+                             rounds=args.rounds)
+    doc = res.to_json()
+    png = benchplot.stage_bars(args.out / "bench-pipeline.png",
+                               [(t.stage, t.seconds) for t in res.stages])
+    doc["plot"] = str(png)
+    path = _write(args.out, "pipeline", doc)
     if args.json:
-        print_json([t.__dict__ for t in timings])
+        print_json(doc)
     else:
         print(table.render(["stage", "seconds", "note"],
-                           [(t.stage, t.seconds, t.note) for t in timings]))
+                           [(t.stage, t.seconds, t.note) for t in res.stages]))
+        b = res.boot
+        print(f"boot ratio (ktlskit exec -- true / raw vng -- true, median over median of "
+              f"{len(b.exec_s)} interleaved rounds): {b.ratio}x (target <= 1.2); per round "
+              f"{', '.join(f'{x:.2f}' for x in b.per_round)}")
+    say(f"wrote {path} and {png}")
     return 0
 
 
