@@ -33,7 +33,7 @@ from pathlib import Path
 
 from . import paths
 from .guest import Guest, GuestConfig, warm
-from .guest.vng import launch_env, vng_argv
+from .guest.vng import launch_env, tools_dir
 from .kernel import build, series, source
 from .kernel.build import make
 from .kernel.source import KernelSource
@@ -218,8 +218,11 @@ def _boot(bzimage: Path, cfg: GuestConfig) -> Timing:
 
 
 def _raw_vng(bzimage: Path, cfg: GuestConfig) -> None:
-    argv = vng_argv(bzimage, kvm=False, cpus=cfg.cpus, memory=cfg.memory, append=[],
-                    qemu_opts=[], command=["true"], verbose=False)
+    """The baseline, exactly as a user would type it: ``vng --run BZIMAGE --force-9p
+    --disable-kvm -a root=/dev/root -- true`` (vng's defaults otherwise)."""
+    argv = [str(tools_dir() / "vng"), "--run", str(bzimage), "--force-9p", "--disable-kvm",
+            "--cpus", str(cfg.cpus), "--memory", cfg.memory, "-a", "root=/dev/root", "--",
+            "true"]
     env = launch_env({"HOME": str(Path.home()), "PATH": PLAIN_PATH})
     subprocess.run(argv, env=env, capture_output=True, timeout=300, check=True)
 
