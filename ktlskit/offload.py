@@ -113,6 +113,21 @@ class Counters:
             c.b_eth = ethtool_stats(DEV_B, topology.NS_B)
         return c
 
+    @classmethod
+    def settled(cls, timeout: float = 10.0) -> Counters:
+        """The counters once every device context has been deleted, read after closing the
+        sockets. A TX context is released by a work item once its last record is acked
+        (``tls_device_queue_ctx_destruction()``), so ``tx_tls_del`` can lag the close; a
+        context still live at the deadline is returned as it is, for the test to see."""
+        deadline = time.monotonic() + timeout
+        while True:
+            c = cls.read()
+            live = [k for e in (c.a_eth, c.b_eth) for k in ("tx", "rx")
+                    if e.get(f"{k}_tls_ctx", 0) != e.get(f"{k}_tls_del", 0)]
+            if not live or time.monotonic() > deadline:
+                return c
+            time.sleep(0.05)
+
     def since(self, before: Counters) -> dict[str, dict[str, int]]:
         """Every counter's change (zeros included, so a test can tell 0 from absent)."""
         out = {}
@@ -413,7 +428,7 @@ def case_bulk(cipher: str, nbytes: int) -> Facts:
     facts["pp"] = ping_pong(c, s, 200, 1000, 7)
     facts["pp_delta"] = Counters.read().since(mid)
     close_all(c, s)
-    facts["delta"] = Counters.read().since(before)
+    facts["delta"] = Counters.settled().since(before)
     return facts
 
 
@@ -427,7 +442,7 @@ def case_software(cipher: str, nbytes: int) -> Facts:
     facts["bulk"] = bulk_both_ways(c, s, nbytes, 16384, 3)
     facts["pp"] = ping_pong(c, s, 50, 1000, 8)
     close_all(c, s)
-    facts["delta"] = Counters.read().since(before)
+    facts["delta"] = Counters.settled().since(before)
     return facts
 
 
@@ -484,7 +499,7 @@ def case_loss(cipher: str, nbytes: int) -> Facts:
     # Bulk frames rarely hold whole records only; ping-pong ones do, loss or not.
     facts["rx_pp"] = ping_pong(c, s, 200, 1000, 14)
     close_all(c, s)
-    facts["rx_pp_delta"] = Counters.read().since(mid)
+    facts["rx_pp_delta"] = Counters.settled().since(mid)
     return facts
 
 
@@ -512,7 +527,7 @@ def case_reorder(cipher: str, nbytes: int) -> Facts:
     # ping-pong the other way round: the receiver (a) answers, b sends records
     facts["pp"] = ping_pong(s, c, 200, 1000, 22)
     close_all(c, s)
-    facts["pp_delta"] = Counters.read().since(mid)
+    facts["pp_delta"] = Counters.settled().since(mid)
     facts["delta"] = Counters.read().since(before)
     return facts
 
@@ -528,7 +543,7 @@ def case_fail_add(cipher: str, nbytes: int) -> Facts:
                                         read_knob("b", "fail_rx_add")]}
     facts["bulk"] = bulk_both_ways(c, s, nbytes // 4, 16384, 31)
     close_all(c, s)
-    facts["delta"] = Counters.read().since(before)
+    facts["delta"] = Counters.settled().since(before)
     return facts
 
 
@@ -543,7 +558,7 @@ def case_refuse(cipher: str, nbytes: int) -> Facts:
         c, s, _, _ = ktls_pair(ciph, PORT + n)
         facts[ciph] = bulk_both_ways(c, s, nbytes // 4, 16384, 41 + n)
         close_all(c, s)
-        facts[f"{ciph}_delta"] = Counters.read().since(before)
+        facts[f"{ciph}_delta"] = Counters.settled().since(before)
     return facts
 
 
@@ -568,7 +583,7 @@ def case_corrupt(cipher: str, nbytes: int) -> Facts:
     except OSError as exc:
         facts["second_error"] = err_name(exc)
     close_all(c, s)
-    facts["delta"] = Counters.read().since(before)
+    facts["delta"] = Counters.settled().since(before)
     return facts
 
 
@@ -582,7 +597,7 @@ def case_resync(cipher: str, nbytes: int) -> Facts:
     facts["pp"] = ping_pong(c, s, 200, 1000, 52)
     facts["knob_after"] = read_knob("b", "rx_drop_sync")
     close_all(c, s)
-    facts["delta"] = Counters.read().since(before)
+    facts["delta"] = Counters.settled().since(before)
     return facts
 
 
@@ -601,7 +616,7 @@ def case_rekey(cipher: str, nbytes: int) -> Facts:
             facts[f"{name}_error"] = err_name(exc)
     facts["pp"] = ping_pong(c, s, 20, 1000, 61)
     close_all(c, s)
-    facts["delta"] = Counters.read().since(before)
+    facts["delta"] = Counters.settled().since(before)
     return facts
 
 
