@@ -6,9 +6,10 @@ import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from . import paths
-from .kernel import build, series, source
+from .kernel import build, kconfig, series, source
 from .kernel.build import BuildResult
 from .kernel.source import KernelSource
 from .progress import say
@@ -18,6 +19,12 @@ from .progress import say
 class KernelOptions:
     kernel_src: str | None = None  # a path, "debian", or None for the remembered choice
     profile: str = "default"
+
+    def check(self) -> None:
+        """The profile and the source, checked in well under a second, before any work."""
+        kconfig.profile_fragments(self.profile)
+        if self.kernel_src and self.kernel_src != "debian":
+            source.check_path(Path(self.kernel_src).expanduser().resolve())
 
 
 @contextmanager
@@ -39,7 +46,15 @@ def build_lock() -> Iterator[None]:
 
 
 def ensure_kernel(opts: KernelOptions) -> tuple[KernelSource, BuildResult]:
-    """Fetch if needed and (re)build; make decides what is out of date."""
+    """Fetch if needed and (re)build. When nothing the last build was made from changed (source,
+    series, config fragments, and for a user's tree no file newer than that build), it is used
+    as it is, without syncing the tree or running make; otherwise make decides."""
+    opts.check()
     with build_lock():
         src = source.resolve(opts.kernel_src)
-        return src, build.build(src, opts.profile, series.load())
+        ser = series.load()
+        last = build.up_to_date(src, opts.profile, ser)
+        if last is not None:
+            say(f"kernel up to date: {last.bzimage}")
+            return src, last
+        return src, build.build(src, opts.profile, ser)

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from . import ktap
-from .guest import Guest, GuestConfig, GuestSplatError, LocalGuest, running_in_guest
+from .guest import Guest, GuestConfig, GuestSplatError, LocalGuest, running_in_guest, warm
 from .kernel.build import BuildResult
 from .pipeline import KernelOptions, ensure_kernel
 from .tlsstats import Snapshot, delta
@@ -35,6 +35,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--guest-memory", default="2G")
     g.addoption("--guest-accel", default="auto", choices=("auto", "kvm", "tcg"))
     g.addoption("--ktap", metavar="FILE", default=None, help="write results as KTAP to FILE")
+    g.addoption("--no-warm-guest", action="store_true",
+                help="boot a private guest even when a warm one (ktlskit boot --detach) runs "
+                     "the current kernel")
 
 
 GUEST_RESULTS = Path("/tmp/ktlskit-results")
@@ -84,7 +87,8 @@ def guest(request: pytest.FixtureRequest) -> Iterator[Guest | LocalGuest]:
         _active.remove(local)
         return
     kb: BuildResult = request.getfixturevalue("kernel_build")
-    with Guest.boot(kb.bzimage, guest_config(request.config)) as g:
+    reuse = not request.config.getoption("--no-warm-guest")
+    with warm.guest_for(kb.bzimage, guest_config(request.config), reuse=reuse) as g:
         _active.append(g)
         try:
             yield g

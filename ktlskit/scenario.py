@@ -17,6 +17,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from . import ciphers, topologies
 from .errors import KtlskitError
 from .guest import Guest, GuestCommandError, LocalGuest
 from .peer import KeyMaterial, frames, throughput_mbps
@@ -27,6 +28,7 @@ GUEST_DIR = "/tmp/ktlskit-run"
 PORT = 4433
 # A Python start in a TCG guest on a loaded 2-core host can take tens of seconds.
 GUEST_PY_TIMEOUT = 300
+MIN_BYTES, MAX_BYTES = 16, 1 << 30
 
 
 class ScenarioError(KtlskitError):
@@ -47,13 +49,36 @@ class ScenarioSpec:
     timeout: float = 600
 
     def check(self) -> None:
+        """Everything knowable on the host, before any build or boot; the error lists the
+        valid choices."""
+        if self.topology not in topologies.TOPOLOGIES:
+            raise ScenarioError(f"unknown topology {self.topology!r}; valid: "
+                                f"{', '.join(topologies.names())}")
         if self.version not in ("1.2", "1.3"):
             raise ScenarioError(f"unknown TLS version {self.version!r}: 1.2 or 1.3")
+        try:
+            cipher = ciphers.lookup(self.cipher)
+        except ciphers.UnknownCipherError as exc:
+            raise ScenarioError(str(exc)) from None
+        if self.version == "1.3" and not cipher.kernel_tls13:
+            ok = [c.name for c in ciphers.ALL if c.kernel_tls13]
+            raise ScenarioError(f"the kernel refuses {cipher.name} with TLS 1.3 (EINVAL); use "
+                                f"--tls-version 1.2, or with 1.3 one of: {', '.join(ok)}")
         if self.version == "1.2" and (self.rekey_every or self.extra_rekey):
             raise ScenarioError("TLS 1.2 has no rekey (KeyUpdate is TLS 1.3 only): "
                                 "use --no-rekey or --tls-version 1.3")
-        if self.nbytes < 16:
-            raise ScenarioError("--bytes must be at least 16 (one frame header)")
+        if not MIN_BYTES <= self.nbytes <= MAX_BYTES:
+            raise ScenarioError(f"--bytes {self.nbytes}: must be between {MIN_BYTES} (one frame "
+                                f"header) and {MAX_BYTES} (1 GiB) bytes each way")
+        if self.rekey_every < 0:
+            raise ScenarioError(f"--rekey-every {self.rekey_every}: must be a positive number "
+                                "of records (or --no-rekey)")
+        if self.rekey_dirs not in ("tx", "both"):
+            raise ScenarioError(f"rekey directions {self.rekey_dirs!r}: tx or both")
+        if self.offload:
+            why = topologies.offload_problem(self.topology, self.version, cipher.name)
+            if why:
+                raise ScenarioError(why)
 
 
 @dataclass
@@ -251,9 +276,9 @@ def judge(spec: ScenarioSpec, rep: ScenarioReport) -> list[Check]:
             checks.append(Check("rekeys happened", rk["tx"] > 0 and rk["rx"] == rk["tx"],
                                 f"tx {rk['tx']}, rx {rk['rx']}"))
     if spec.offload:
-        names = ["TlsTxDevice", "TlsRxDevice"]
-        if spec.topology == "netdevsim":  # the device's own counters (ethtool -S)
-            names += ["tx_tls_encrypted_packets", "rx_tls_decrypted_packets"]
+        caps = topologies.TOPOLOGIES[spec.topology].offload
+        # the kernel's and the device's own counters (ethtool -S)
+        names = ["TlsTxDevice", "TlsRxDevice", *(caps.device_counters if caps else ())]
         for name in names:
             checks.append(Check(f"{name} moved", k.get(name, 0) > 0, f"delta {k.get(name, 0)}"))
     else:

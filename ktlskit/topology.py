@@ -25,9 +25,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from . import topologies
 from .errors import KtlskitError
 
-KINDS = ("loopback", "veth", "netdevsim")
+KINDS = topologies.names()
 NS_A, NS_B = "ktls-a", "ktls-b"
 V4 = ("192.0.2.1", "192.0.2.2")
 V6 = ("2001:db8::1", "2001:db8::2")

@@ -4,6 +4,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -13,9 +14,11 @@ def _alive(tag: str) -> bool:
     return found.returncode == 0
 
 
-def _start(tag: str) -> subprocess.Popen[bytes]:
-    r = subprocess.Popen([sys.executable, "-m", "ktlskit.guest.reaper", "--", "sleep", tag],
-                         stdin=subprocess.PIPE, start_new_session=True)
+def _start(tag: str, *idle: str) -> subprocess.Popen[bytes]:
+    """A reaper over ``sleep TAG``; with ``idle`` (``--idle FILE SECONDS``) a detached one."""
+    r = subprocess.Popen([sys.executable, "-m", "ktlskit.guest.reaper", *idle, "--", "sleep",
+                          tag], stdin=subprocess.DEVNULL if idle else subprocess.PIPE,
+                         start_new_session=True)
     deadline = time.monotonic() + 10
     while not _alive(f"sleep {tag}") and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -43,5 +46,30 @@ def test_closed_pipe_kills_the_child() -> None:
     r = _start(tag)
     assert r.stdin is not None
     r.stdin.close()
+    r.wait(timeout=10)
+    assert _gone(tag)
+
+
+def test_detached_guest_survives_its_owner_while_used(tmp_path: Path) -> None:
+    """A warm guest's reaper ignores stdin; touching the stamp keeps it alive."""
+    stamp = tmp_path / "used"
+    stamp.touch()
+    tag = "298.5"
+    r = _start(tag, "--idle", str(stamp), "2")
+    for _ in range(4):
+        time.sleep(1)
+        stamp.touch()
+        assert _alive(f"sleep {tag}")
+    assert r.poll() is None
+    r.wait(timeout=15)  # no more touches: it stops itself after 2 s idle
+    assert _gone(tag)
+
+
+def test_detached_reaper_still_dies_with_a_signal(tmp_path: Path) -> None:
+    stamp = tmp_path / "used"
+    stamp.touch()
+    tag = "297.5"
+    r = _start(tag, "--idle", str(stamp), "600")
+    r.send_signal(signal.SIGTERM)
     r.wait(timeout=10)
     assert _gone(tag)

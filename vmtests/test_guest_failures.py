@@ -11,22 +11,11 @@ from pathlib import Path
 import pytest
 
 from ktlskit.guest import Guest, GuestConfig, GuestSplatError, GuestTimeoutError, LocalGuest
-from ktlskit.guest.guest import read_qemu_pid
+from ktlskit.guest.bootdir import qemu_running, read_qemu_pid
 from ktlskit.kernel.build import BuildResult
 
 LKDTM = "/sys/kernel/debug/provoke-crash/DIRECT"
 TCG = GuestConfig(cpus=1, memory="1G")
-
-
-def _qemu_running(boot_dir: Path) -> bool:
-    """Is the QEMU of that boot (its -pidfile) still alive?"""
-    pid = read_qemu_pid(boot_dir)
-    if pid is None:
-        return False
-    try:
-        return "qemu" in Path(f"/proc/{pid}/cmdline").read_text()
-    except OSError:
-        return False
 
 
 def test_warn_is_detected_with_its_report(guest: Guest | LocalGuest) -> None:
@@ -49,7 +38,7 @@ def test_panic_fails_the_run_and_leaves_no_qemu(kernel_build: BuildResult) -> No
         time.sleep(5)
         g.check("after PANIC")
     assert "panic" in [s.kind for s in err.value.splats]
-    assert not _qemu_running(boot_dir)
+    assert not qemu_running(boot_dir)
 
 
 def test_hung_guest_is_killed_with_the_console_tail(kernel_build: BuildResult) -> None:
@@ -59,11 +48,11 @@ def test_hung_guest_is_killed_with_the_console_tail(kernel_build: BuildResult) -
     msg = str(err.value)
     assert "console tail" in msg
     assert "hanging on purpose" in msg
-    m = re.search(r"\(console: (\S+)\)", msg)
+    m = re.search(r"console: (\S+?)\)", msg)
     assert m, msg
     boot_dir = Path(m[1]).parent
     assert read_qemu_pid(boot_dir), "QEMU never started"
-    assert not _qemu_running(boot_dir)
+    assert not qemu_running(boot_dir)
 
 
 HARNESS = """
@@ -83,11 +72,11 @@ def test_guest_dies_with_a_killed_harness(kernel_build: BuildResult) -> None:
         assert proc.stdout is not None
         boot_dir = Path(proc.stdout.readline().strip())
         assert boot_dir.is_dir(), "harness did not boot"
-        assert _qemu_running(boot_dir), "QEMU should be running while the harness lives"
+        assert qemu_running(boot_dir), "QEMU should be running while the harness lives"
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     deadline = time.monotonic() + 30
-    while _qemu_running(boot_dir) and time.monotonic() < deadline:
+    while qemu_running(boot_dir) and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert not _qemu_running(boot_dir), "QEMU outlived a SIGKILLed harness"
+    assert not qemu_running(boot_dir), "QEMU outlived a SIGKILLed harness"

@@ -26,11 +26,17 @@ def add_guest_options(p: argparse.ArgumentParser) -> None:
 
 
 def kernel_options(args: argparse.Namespace) -> KernelOptions:
-    return KernelOptions(kernel_src=args.kernel_src, profile=args.profile)
+    """The kernel options, checked (profile, --kernel-src) before any work."""
+    opts = KernelOptions(kernel_src=args.kernel_src, profile=args.profile)
+    opts.check()
+    return opts
 
 
 def guest_config(args: argparse.Namespace) -> GuestConfig:
-    return GuestConfig(cpus=args.cpus, memory=args.memory, accel=args.accel)
+    """The guest options, checked before any work."""
+    cfg = GuestConfig(cpus=args.cpus, memory=args.memory, accel=args.accel)
+    cfg.check()
+    return cfg
 
 
 def print_json(obj: object) -> None:

@@ -31,12 +31,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_kselftest(args: argparse.Namespace) -> int:
+    gcfg = guest_config(args)
     _, kb = ensure_kernel(kernel_options(args))
     workdir, argv = build_selftest(kb, args.name)
-    with Guest.boot(kb.bzimage, guest_config(args)) as g:
+    with Guest.boot(kb.bzimage, gcfg) as g:
         run = run_in_guest(g, workdir, argv, args.name, timeout=args.timeout)
         if not args.no_retry:
-            run = rerun_timeouts(g, run, argv)
+            run = rerun_timeouts(g, run, argv, kbuild=kb)
     counts = run.report.counts()
     if args.json:
         print_json({"name": run.name, "ok": run.ok, "rc": run.rc, "seconds": run.seconds,

@@ -6,9 +6,9 @@ import argparse
 import json
 import sys
 
-from .. import paths, peer, report, scenario
-from ..guest import Guest
-from ..guest.guest import connect_existing
+from .. import ciphers, paths, peer, report, scenario, topologies
+from ..guest import Guest, warm
+from ..guest.bootdir import connect_existing
 from ..pipeline import ensure_kernel
 from ..progress import say, set_quiet
 from .common import add_guest_options, add_kernel_options, guest_config, kernel_options
@@ -20,10 +20,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     r = sub.add_parser("run", help="the main job: build, boot, run a kTLS scenario, report")
     add_kernel_options(r)
     add_guest_options(r)
-    r.add_argument("--topology", choices=("loopback", "veth", "netdevsim"), default="veth")
+    r.add_argument("--topology", choices=topologies.names(), default="veth")
     r.add_argument("--offload", action="store_true", help="turn on the devices' TLS offload")
     r.add_argument("--tls-version", choices=("1.2", "1.3"), default="1.3")
-    r.add_argument("--cipher", default="aes-gcm-128")
+    r.add_argument("--cipher", default="aes-gcm-128", metavar="NAME",
+                   help=f"one of {', '.join(ciphers.names())}")
     r.add_argument("--bytes", type=int, default=4 << 20, help="bytes each way (default 4 MiB)")
     g = r.add_mutually_exclusive_group()
     g.add_argument("--rekey-every", type=int, default=64, metavar="N",
@@ -49,6 +50,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def spec_from(args: argparse.Namespace) -> scenario.ScenarioSpec:
+    if not args.no_rekey and args.rekey_every < 1:
+        raise scenario.ScenarioError(f"--rekey-every {args.rekey_every}: a number of records "
+                                     "(1 or more); --no-rekey for none")
     rekey = 0 if args.no_rekey else args.rekey_every
     return scenario.ScenarioSpec(
         topology=args.topology, offload=args.offload, version=args.tls_version,
@@ -61,9 +65,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         set_quiet(False)  # progress stays on stderr; stdout carries only the result
     spec = spec_from(args)
     spec.check()
-    src, kb = ensure_kernel(kernel_options(args))
+    kopts, gcfg = kernel_options(args), guest_config(args)
+    src, kb = ensure_kernel(kopts)
     current = paths.cache_dir() / CURRENT
-    with Guest.boot(kb.bzimage, guest_config(args)) as g:
+    with warm.guest_for(kb.bzimage, gcfg) as g:
         current.write_text(json.dumps({"boot_dir": str(g.boot_dir),
                                        "guest_dir": scenario.GUEST_DIR}) + "\n")
         try:

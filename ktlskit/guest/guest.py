@@ -11,30 +11,30 @@ command and shutdown have deadlines, and the guest dies with the harness.
 
 from __future__ import annotations
 
-import base64
 import logging
 import os
-import socket
+import re
+import secrets
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import paramiko
 
-from .. import paths
 from ..errors import KtlskitError
 from ..progress import say
-from . import sshkeys
+from .bootdir import BootDir, connect_existing, qemu_running, read_qemu_pid
 from .splat import Splat
 from .ssh import GuestCommandError, GuestProcess, GuestResult, GuestTimeoutError, SshSession
 from .vng import check_launch_tools, kvm_usable, launch_env, vng_argv
 from .watch import GuestError, GuestSplatError, SplatWatch
 
 GUEST_MAC = "52:54:00:4b:54:4c"
+MAX_CPUS = 64
 
 __all__ = ["Guest", "GuestCommandError", "GuestConfig", "GuestError", "GuestProcess",
            "GuestResult", "GuestSplatError", "GuestTimeoutError"]
@@ -48,72 +48,19 @@ class GuestConfig:
     boot_timeout: float = 240.0
     append: tuple[str, ...] = ()
 
-
-@dataclass
-class _Boot:
-    """Per-boot files: keys, sshd config, console log."""
-
-    dir: Path
-    client_key: sshkeys.KeyPair
-    host_key: sshkeys.KeyPair
-    port: int
-    files: dict[str, Path] = field(default_factory=dict)
-
-    @classmethod
-    def create(cls) -> _Boot:
-        root = paths.cache_dir() / "guests"
-        root.mkdir(parents=True, exist_ok=True)
-        d = root / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
-        d.mkdir(mode=0o700)
-        boot = cls(d, sshkeys.generate("ktlskit-client"), sshkeys.generate("ktlskit-host"),
-                   _free_port())
-        boot._write()
-        return boot
-
-    def _write(self) -> None:
-        sshkeys.write_private(self.dir / "ssh_host_ed25519_key", self.host_key)
-        sshkeys.write_private(self.dir / "id_ed25519", self.client_key)
-        (self.dir / "authorized_keys").write_text(self.client_key.public_line + "\n")
-        (self.dir / "known_hosts").write_text(
-            f"[127.0.0.1]:{self.port} {' '.join(self.host_key.public_line.split()[:2])}\n")
-        sftp = next((p for p in ("/usr/lib/openssh/sftp-server", "/usr/lib/ssh/sftp-server")
-                     if Path(p).exists()), None)
-        (self.dir / "sshd_config").write_text("\n".join([
-            "Port 22",
-            "HostKey /run/ktlskit/ssh_host_ed25519_key",
-            f"AuthorizedKeysFile {self.dir / 'authorized_keys'}",
-            "PermitRootLogin prohibit-password",
-            "PasswordAuthentication no",
-            "KbdInteractiveAuthentication no",
-            "UsePAM yes",
-            "StrictModes no",
-            "UseDNS no",
-            "PidFile /run/ktlskit/sshd.pid",
-            "MaxSessions 64",
-            "MaxStartups 64",
-            *([f"Subsystem sftp {sftp}"] if sftp else []),
-            "",
-        ]))
-
-    @property
-    def console(self) -> Path:
-        return self.dir / "console.log"
-
-
-def connect_existing(boot_dir: Path, timeout: float = 10) -> SshSession:
-    """An SSH session to a guest another ktlskit process booted (its boot directory)."""
-    host_line = (boot_dir / "known_hosts").read_text().split()
-    port = int(host_line[0].rsplit(":", 1)[1])
-    user = paramiko.Ed25519Key.from_private_key_file(str(boot_dir / "id_ed25519"))
-    host = paramiko.Ed25519Key(data=base64.b64decode(host_line[2]))
-    return SshSession.connect(port, user, host, timeout)
-
-
-def read_qemu_pid(boot_dir: Path) -> int | None:
-    try:
-        return int((boot_dir / "qemu.pid").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
+    def check(self) -> None:
+        """Bad guest options fail here, before any build or boot."""
+        if not 1 <= self.cpus <= MAX_CPUS:
+            raise GuestError(f"--cpus {self.cpus}: 1 to {MAX_CPUS}")
+        if not re.fullmatch(r"[1-9][0-9]*[MG]", self.memory):
+            raise GuestError(f"--memory {self.memory!r}: a size like 512M or 2G")
+        if self.accel not in ("auto", "kvm", "tcg"):
+            raise GuestError(f"--accel {self.accel!r}: auto, kvm or tcg")
+        if self.accel == "kvm" and not os.access("/dev/kvm", os.R_OK | os.W_OK):
+            raise GuestError("--accel kvm: /dev/kvm is missing or not accessible here; "
+                             "use --accel tcg or auto")
+        if self.boot_timeout <= 0:
+            raise GuestError(f"boot timeout {self.boot_timeout}: must be positive")
 
 
 def _check_shared_with_guest() -> None:
@@ -126,49 +73,74 @@ def _check_shared_with_guest() -> None:
                              "(it gets its own tmpfs there): use a checkout outside /tmp")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Guest:
+    """A running guest: booted here (``boot``/``start``) or reached from its boot directory
+    (``attach``: a warm guest another ktlskit process started)."""
+
     #: The harness's own interpreter: the host root is the guest's, so the same
     #: venv (and ktlskit) runs in the guest.
     python = sys.executable
 
-    def __init__(self, boot: _Boot, proc: subprocess.Popen[bytes], accel: str) -> None:
+    def __init__(self, boot: BootDir, accel: str,
+                 proc: subprocess.Popen[bytes] | None = None) -> None:
         self._boot = boot
-        self._proc = proc
+        self._proc = proc  # the reaper, when this process started the guest
         self.accel = accel
         self.ssh: SshSession | None = None
         self._watch = SplatWatch(self.console_text)
         self._syncs = 0
+        self._token = secrets.token_hex(4)
+        self.splats_seen = 0
 
     # ---- lifecycle --------------------------------------------------------
 
     @classmethod
     @contextmanager
     def boot(cls, bzimage: Path, config: GuestConfig | None = None) -> Iterator[Guest]:
+        """A private guest for the ``with`` block, powered off at its end."""
+        guest = cls.start(bzimage, config)
+        try:
+            yield guest
+        except BaseException:
+            guest.stop()
+            raise
+        guest.stop()
+        guest.check("at shutdown")
+
+    @classmethod
+    def start(cls, bzimage: Path, config: GuestConfig | None = None, *,
+              idle: float | None = None) -> Guest:
+        """Boot and wait for SSH. With ``idle`` the guest is detached: it outlives this process
+        and powers off after ``idle`` seconds without use (see ``touch()``)."""
         cfg = config or GuestConfig()
+        cfg.check()
         if not bzimage.is_file():
             raise GuestError(f"no kernel image at {bzimage}: build it first")
         _check_shared_with_guest()
         check_launch_tools()
         kvm = cfg.accel == "kvm" or (cfg.accel == "auto" and kvm_usable(bzimage))
-        guest = cls._start(bzimage, cfg, kvm)
+        guest = cls._launch(bzimage, cfg, kvm, idle)
         try:
             guest._wait_for_ssh(cfg.boot_timeout)
-            yield guest
         except BaseException:
-            guest._stop()
+            guest.stop()
             raise
-        guest._stop()
-        guest.check("at shutdown")
+        guest.touch()
+        return guest
 
     @classmethod
-    def _start(cls, bzimage: Path, cfg: GuestConfig, kvm: bool) -> Guest:
-        boot = _Boot.create()
+    def attach(cls, boot_dir: Path) -> Guest:
+        """Connect to a guest already running from ``boot_dir``; only new splats count."""
+        guest = cls(BootDir.load(boot_dir), BootDir.load_info(boot_dir).get("accel", "tcg"))
+        if not guest.alive():
+            raise GuestError(f"the guest of {boot_dir} is not running")
+        guest.ssh = connect_existing(boot_dir)
+        guest._watch.skip_existing()
+        return guest
+
+    @classmethod
+    def _launch(cls, bzimage: Path, cfg: GuestConfig, kvm: bool, idle: float | None) -> Guest:
+        boot = BootDir.create()
         init = Path(__file__).with_name("guest-init.sh")
         netdev = f"user,id=kt0,hostfwd=tcp:127.0.0.1:{boot.port}-:22"
         argv = vng_argv(bzimage, kvm=kvm, cpus=cfg.cpus, memory=cfg.memory,
@@ -180,12 +152,24 @@ class Guest:
         (boot.dir / "vng-argv").write_text(" ".join(argv) + "\n")
         accel = "kvm" if kvm else "tcg"
         say(f"booting {bzimage} ({accel}, {cfg.cpus} CPUs, {cfg.memory}); console: {boot.console}")
+        reaper = [sys.executable, "-m", "ktlskit.guest.reaper"]
+        if idle is not None:
+            # The idle clock starts when the guest is up (start() touches it): until then the
+            # stamp lies in the future, past the boot deadline.
+            boot.used.touch()
+            later = time.time() + cfg.boot_timeout + 60
+            os.utime(boot.used, (later, later))
+            reaper += ["--idle", str(boot.used), str(idle)]
         console = boot.console.open("wb")
-        proc = subprocess.Popen([sys.executable, "-m", "ktlskit.guest.reaper", "--", *argv],
-                                stdin=subprocess.PIPE, stdout=console, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen([*reaper, "--", *argv],
+                                stdin=subprocess.DEVNULL if idle is not None else subprocess.PIPE,
+                                stdout=console, stderr=subprocess.STDOUT,
                                 start_new_session=True, cwd=boot.dir, env=launch_env())
         console.close()
-        return cls(boot, proc, accel)
+        boot.save_info({"accel": accel, "bzimage": str(bzimage), "cpus": cfg.cpus,
+                        "memory": cfg.memory, "reaper_pid": proc.pid,
+                        "detached": idle is not None})
+        return cls(boot, accel, proc)
 
     def _wait_for_ssh(self, timeout: float) -> None:
         start = time.monotonic()
@@ -193,40 +177,65 @@ class Guest:
         logging.getLogger("paramiko").setLevel(logging.CRITICAL)
         user_key = self._boot.client_key.paramiko_key()
         host_key = self._boot.host_key.paramiko_key()
+        attempts, last_error = 0, ""
+        next_attempt = 0.0
         while True:
             self.check("during boot")
-            if self._proc.poll() is not None:
-                raise GuestError(f"guest exited during boot (status {self._proc.returncode})"
+            if not self.alive():
+                raise GuestError(f"guest exited during boot{self._exit_status()}"
                                  f"\n{self.console_tail()}")
             if time.monotonic() - start > timeout:
                 raise GuestTimeoutError(f"guest did not answer SSH within {timeout:.0f}s "
-                                        f"(console: {self._boot.console})\n"
-                                        f"{self.console_tail()}")
-            if b"sshd up on" in self._boot.console.read_bytes():
+                                        f"({attempts} attempts; last: {last_error or 'none'}; "
+                                        f"console: {self._boot.console})\n{self.console_tail()}")
+            announced = b"sshd up on" in self._boot.console.read_bytes()
+            if announced and time.monotonic() >= next_attempt:
+                attempts += 1
                 try:
-                    self.ssh = SshSession.connect(self._boot.port, user_key, host_key, 10)
+                    self.ssh = SshSession.connect(self._boot.port, user_key, host_key, 20)
                     break
-                except (OSError, paramiko.SSHException):
-                    pass
-            time.sleep(0.25)
+                except (OSError, paramiko.SSHException) as exc:
+                    last_error = f"{type(exc).__name__}: {exc}"
+                    next_attempt = time.monotonic() + 1.0  # one attempt a second at most
+            time.sleep(0.05)
         say(f"guest up, SSH on 127.0.0.1:{self._boot.port} after "
             f"{time.monotonic() - start:.1f}s")
 
-    def _stop(self) -> None:
-        if self.ssh is not None and self._proc.poll() is None:
+    def _exit_status(self) -> str:
+        return f" (status {self._proc.returncode})" if self._proc is not None else ""
+
+    def detach(self) -> None:
+        """Leave the guest running (a warm guest) and drop this connection."""
+        if self.ssh is not None:
+            self.ssh.close()
+            self.ssh = None
+
+    def stop(self, grace: float = 30) -> None:
+        """Power the guest off (kill QEMU after ``grace`` seconds), whoever started it. A guest
+        that never answered SSH cannot be asked: it is killed at once."""
+        if self.ssh is None:
+            grace = 0
+        elif self.alive():
             with suppress(KtlskitError):
                 self.ssh.run("echo stop > /run/ktlskit/stop", timeout=10, check=False)
-            self.ssh.close()
-        try:
-            self._proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            say("guest did not power off in 30s; killing QEMU")
-        if self._proc.poll() is None:
-            with suppress(ProcessLookupError):
-                os.killpg(self._proc.pid, 9)
-            self._proc.wait(timeout=10)
-        if self._proc.stdin:
-            self._proc.stdin.close()
+        self.detach()
+        deadline = time.monotonic() + grace
+        while self.alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if self.alive():
+            if grace:
+                say(f"guest did not power off in {grace:.0f}s; killing QEMU")
+            self.kill()
+        if self._proc is not None:
+            with suppress(subprocess.TimeoutExpired):
+                self._proc.wait(timeout=10)
+            if self._proc.stdin:
+                self._proc.stdin.close()
+
+    def touch(self) -> None:
+        """Mark a detached guest as used now (its reaper stops it after the idle time)."""
+        with suppress(OSError):
+            self._boot.used.touch()
 
     # ---- commands ---------------------------------------------------------
 
@@ -243,7 +252,7 @@ class Guest:
         until the marker reached the console: everything printed before it did too.
         """
         self._syncs += 1
-        marker = f"ktlskit: sync {self._syncs}"
+        marker = f"ktlskit: sync {self._token}-{self._syncs}"
         try:
             return self._session().run(command, timeout=timeout, check=check,
                                        epilogue=f"echo '{marker}' >/dev/kmsg 2>/dev/null")
@@ -293,18 +302,30 @@ class Guest:
 
     def new_splats(self) -> list[Splat]:
         """Splats printed since the last check (or boot)."""
-        return self._watch.new_splats()
+        found = self._watch.new_splats()
+        self.splats_seen += len(found)
+        return found
 
     def check(self, context: str = "") -> None:
-        self._watch.check(context)
+        try:
+            self._watch.check(context)
+        except GuestSplatError as exc:
+            self.splats_seen += len(exc.splats)
+            raise
 
     def qemu_pid(self) -> int | None:
         """QEMU's pid from its -pidfile (None before QEMU wrote it)."""
         return read_qemu_pid(self._boot.dir)
 
     def alive(self) -> bool:
-        return self._proc.poll() is None
+        if self._proc is not None:
+            return self._proc.poll() is None
+        return qemu_running(self._boot.dir)
 
     def kill(self) -> None:
-        """Kill QEMU now (tests of the harness's own cleanup)."""
-        os.killpg(self._proc.pid, 9)
+        """Kill QEMU now, with its reaper (also the harness's own cleanup tests)."""
+        pgid = self._proc.pid if self._proc is not None else \
+            BootDir.load_info(self._boot.dir).get("reaper_pid")
+        if pgid:
+            with suppress(ProcessLookupError):
+                os.killpg(int(pgid), 9)

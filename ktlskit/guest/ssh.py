@@ -140,9 +140,15 @@ class SshSession:
         client = paramiko.SSHClient()
         client.get_host_keys().add(f"[127.0.0.1]:{port}", host_key.get_name(), host_key)
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
-        client.connect("127.0.0.1", port=port, username="root", pkey=user_key,
-                       timeout=timeout, banner_timeout=timeout, auth_timeout=timeout,
-                       allow_agent=False, look_for_keys=False)
+        try:
+            client.connect("127.0.0.1", port=port, username="root", pkey=user_key,
+                           timeout=timeout, banner_timeout=timeout, auth_timeout=timeout,
+                           allow_agent=False, look_for_keys=False)
+        except BaseException:
+            # A failed attempt must not leave its socket and transport thread behind: sshd
+            # counts such half-open connections against MaxStartups and then refuses all.
+            client.close()
+            raise
         transport = client.get_transport()
         if transport is not None:
             transport.set_keepalive(5)

@@ -7,6 +7,7 @@ import os
 import subprocess
 import time
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -32,6 +33,9 @@ class BuildResult:
     series_digest: str
     source: str
     seconds: float
+    fingerprint: str = ""
+    """What the build was made from (``fingerprint()``); a later build with the same one and an
+    unchanged source tree is a no-op that needs no make at all."""
 
     def to_json(self) -> dict[str, object]:
         d = asdict(self)
@@ -54,11 +58,19 @@ def make_env() -> dict[str, str]:
     }
 
 
+GCC_VARS = ("CC=ccache gcc", "HOSTCC=ccache gcc")
+
+
 def make(tree: Path, build_dir: Path, targets: list[str], *, what: str,
-         timeout: float = BUILD_TIMEOUT) -> None:
-    """Run make with progress lines every 15 s; raise BuildError with the tail on failure."""
+         timeout: float = BUILD_TIMEOUT, make_vars: Sequence[str] = GCC_VARS,
+         on_line: Callable[[str], None] | None = None) -> None:
+    """Run make with progress lines every 15 s; raise BuildError with the tail on failure.
+
+    ``make_vars`` picks the toolchain (default: gcc through ccache); ``on_line``
+    sees every line of output (stdout and stderr together).
+    """
     argv = ["make", "-C", str(tree), f"O={build_dir}", f"-j{os.cpu_count() or 1}",
-            "CC=ccache gcc", "HOSTCC=ccache gcc", *targets]
+            *make_vars, *targets]
     tail: deque[str] = deque(maxlen=40)
     compiled = 0
     start = last = time.monotonic()
@@ -68,6 +80,8 @@ def make(tree: Path, build_dir: Path, targets: list[str], *, what: str,
         try:
             for line in proc.stdout:
                 tail.append(line.rstrip())
+                if on_line is not None:
+                    on_line(line.rstrip("\n"))
                 if line.lstrip().startswith(("CC ", "AS ", "LD ")):
                     compiled += 1
                 now = time.monotonic()
@@ -85,21 +99,63 @@ def make(tree: Path, build_dir: Path, targets: list[str], *, what: str,
                          + "\n".join(tail))
 
 
+#: Bump when the way ktlskit builds changes (flags, targets), so old builds are redone.
+RECIPE = "bzImage-1"
+SRC_STAMP = ".ktlskit-src-stamp"
+
+
+def fingerprint(src: KernelSource, profile: str, ser: series.Series) -> str:
+    """Source, series, config fragments and recipe: everything a build of a pristine source
+    depends on. A user's tree can also change in place: see ``source_changed()``."""
+    frags = kconfig.fragments_digest(kconfig.profile_fragments(profile))
+    return f"{RECIPE}:{src.kind}:{src.ident}:{ser.digest if ser.patches else '-'}:{frags}"
+
+
+def source_changed(src: KernelSource, build_dir: Path) -> bool:
+    """Whether a user's tree has a file or directory newer than the last build's start
+    (a deleted file shows as a newer directory). Debian and tarball sources never change."""
+    if src.kind != "tree":
+        return False
+    stamp = build_dir / SRC_STAMP
+    if not stamp.is_file():
+        return True
+    res = subprocess.run(["find", str(src.path), "-path", str(src.path / ".git"), "-prune",
+                          "-o", "-newer", str(stamp), "-print", "-quit"],
+                         capture_output=True, text=True, timeout=300, check=False)
+    return res.returncode != 0 or bool(res.stdout.strip())
+
+
+def up_to_date(src: KernelSource, profile: str, ser: series.Series) -> BuildResult | None:
+    """The last build, when nothing it was made from changed since (no rsync, no make)."""
+    last = last_build(src, profile)
+    if (last is None or not last.bzimage.is_file()
+            or last.fingerprint != fingerprint(src, profile, ser)
+            or source_changed(src, last.build_dir)):
+        return None
+    return last
+
+
 def build(src: KernelSource, profile: str = "default",
           the_series: series.Series | None = None) -> BuildResult:
     """Configure and build bzImage for ``profile`` with the project's series applied."""
     start = time.monotonic()
     ser = the_series if the_series is not None else series.load()
-    tree = series.prepared_tree(src, ser)
     bdir = build_dir_for(src, profile)
+    bdir.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    tree = series.prepared_tree(src, ser)
     kconfig.configure(tree, bdir, kconfig.profile_fragments(profile))
     say(f"building Linux {src.version} ({src.ident}), profile {profile}, "
         f"series {ser.digest if ser.patches else 'empty'} in {bdir}")
     make(tree, bdir, ["bzImage"], what="kernel build")
     result = BuildResult(bdir / "arch/x86/boot/bzImage", bdir, tree, profile,
                          ser.digest if ser.patches else "", src.ident,
-                         round(time.monotonic() - start, 1))
+                         round(time.monotonic() - start, 1), fingerprint(src, profile, ser))
     (bdir / "ktlskit-build.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")
+    # Edits made to a user's tree after this moment are seen by the next source_changed().
+    stamp = bdir / SRC_STAMP
+    stamp.touch()
+    os.utime(stamp, (started, started))
     return result
 
 
@@ -109,4 +165,4 @@ def last_build(src: KernelSource, profile: str) -> BuildResult | None:
         return None
     d = json.loads(f.read_text())
     return BuildResult(Path(d["bzimage"]), Path(d["build_dir"]), Path(d["tree"]), d["profile"],
-                       d["series_digest"], d["source"], d["seconds"])
+                       d["series_digest"], d["source"], d["seconds"], d.get("fingerprint", ""))

@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import tarfile
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -94,12 +95,54 @@ def resolve(kernel_src: str | None = None, *, fetch: bool = True) -> KernelSourc
 
 
 def _from_path(p: Path) -> KernelSource:
+    check_path(p)
     if p.is_dir():
-        h = hashlib.sha256(str(p).encode()).hexdigest()[:10]
-        return KernelSource("tree", p, f"tree-{p.name}-{h}", kernel_version(p))
-    if p.is_file() and tarfile.is_tarfile(p):
-        return unpack_tarball(p)
-    raise KernelSourceError(f"--kernel-src {p}: neither a kernel tree nor a tarball")
+        return tree_source(p)
+    return unpack_tarball(p)
+
+
+def tree_source(p: Path) -> KernelSource:
+    """A user's kernel tree, used in place (never modified)."""
+    h = hashlib.sha256(str(p).encode()).hexdigest()[:10]
+    return KernelSource("tree", p, f"tree-{p.name}-{h}", kernel_version(p))
+
+
+def check_path(p: Path, budget: float = 0.5) -> None:
+    """Fail fast, naming the cause, when ``p`` is neither a kernel tree nor a kernel tarball.
+
+    A tree needs a top Makefile with a VERSION line. A tarball is skimmed for at most
+    ``budget`` seconds: it must hold kernel top-level files (Makefile, Kconfig, COPYING,
+    MAINTAINERS) under one directory; one whose skim ends before deciding is taken and checked
+    again once unpacked.
+    """
+    if not p.exists():
+        raise KernelSourceError(f"--kernel-src {p}: no such file or directory")
+    if p.is_dir():
+        kernel_version(p)
+        return
+    if not (p.is_file() and tarfile.is_tarfile(p)):
+        raise KernelSourceError(f"--kernel-src {p}: neither a kernel tree (a directory with the "
+                                "kernel's Makefile) nor a tarball")
+    if _tarball_verdict(p, budget) is False:
+        raise KernelSourceError(f"--kernel-src {p}: a tarball, but not of a kernel tree (no "
+                                f"top-level {', '.join(KERNEL_TOP_FILES)} in it)")
+
+
+KERNEL_TOP_FILES = ("Makefile", "Kconfig", "COPYING", "MAINTAINERS")
+
+
+def _tarball_verdict(p: Path, budget: float) -> bool | None:
+    """True: kernel top-level files seen; False: the archive ended without them; None: the
+    skim ran out of time first."""
+    deadline = time.monotonic() + budget
+    with tarfile.open(p) as tar:
+        for member in tar:
+            parts = member.name.lstrip("./").split("/")
+            if len(parts) <= 2 and parts[-1] in KERNEL_TOP_FILES:
+                return True
+            if time.monotonic() > deadline:
+                return None
+    return False
 
 
 # ---- tarballs ---------------------------------------------------------------

@@ -1,0 +1,75 @@
+"""The no-op check before every guest command: no rsync or make when nothing changed, and an
+edit (or a deletion) in a user's tree is always seen."""
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from ktlskit.kernel import build, series
+from ktlskit.kernel.source import KernelSource
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture()
+def tree_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[KernelSource, Path]:
+    monkeypatch.setenv("KTLSKIT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("KTLSKIT_PROJECT", str(REPO))
+    tree = tmp_path / "linux"
+    (tree / "drivers/net/netdevsim").mkdir(parents=True)
+    (tree / "Makefile").write_text("VERSION = 7\nPATCHLEVEL = 3\nSUBLEVEL = 4\n")
+    (tree / "drivers/net/netdevsim/netdev.c").write_text("int x;\n")
+    (tree / "drivers/net/netdevsim/old.c").write_text("int y;\n")
+    src = KernelSource("tree", tree, "tree-linux-test", "7.3.4")
+    bdir = build.build_dir_for(src, "default")
+    (bdir / "arch/x86/boot").mkdir(parents=True)
+    (bdir / "arch/x86/boot/bzImage").write_bytes(b"built")
+    ser = series.load()
+    result = build.BuildResult(bdir / "arch/x86/boot/bzImage", bdir, tree, "default",
+                               ser.digest, src.ident, 1.0, build.fingerprint(src, "default", ser))
+    (bdir / "ktlskit-build.json").write_text(json.dumps(result.to_json()))
+    stamp = bdir / build.SRC_STAMP
+    stamp.touch()
+    past = time.time() + 0.5  # the build "started" after the files above were written
+    os.utime(stamp, (past, past))
+    for p in tree.rglob("*"):
+        os.utime(p, (past - 10, past - 10))
+    os.utime(tree, (past - 10, past - 10))
+    return src, tree
+
+
+def test_unchanged_tree_needs_no_build(tree_build: tuple[KernelSource, Path]) -> None:
+    src, _ = tree_build
+    assert build.up_to_date(src, "default", series.load()) is not None
+
+
+def test_an_edit_is_seen(tree_build: tuple[KernelSource, Path]) -> None:
+    src, tree = tree_build
+    f = tree / "drivers/net/netdevsim/netdev.c"
+    f.write_text("int x = 1;\n")
+    os.utime(f, None)
+    later = time.time() + 5
+    os.utime(f, (later, later))
+    assert build.up_to_date(src, "default", series.load()) is None
+
+
+def test_a_deletion_is_seen(tree_build: tuple[KernelSource, Path]) -> None:
+    src, tree = tree_build
+    (tree / "drivers/net/netdevsim/old.c").unlink()
+    later = time.time() + 5
+    os.utime(tree / "drivers/net/netdevsim", (later, later))  # what unlink did, made certain
+    assert build.up_to_date(src, "default", series.load()) is None
+
+
+def test_other_series_or_config_means_a_build(tree_build: tuple[KernelSource, Path]) -> None:
+    src, _ = tree_build
+    assert build.up_to_date(src, "default", series.Series(REPO / "patches", ())) is None
+    assert build.up_to_date(src, "debug", series.load()) is None
+
+
+def test_pristine_sources_are_never_rescanned(tmp_path: Path) -> None:
+    src = KernelSource("debian", tmp_path, "debian-x", "7.3.4")
+    assert build.source_changed(src, tmp_path / "nobuild") is False
