@@ -32,8 +32,8 @@ TOPOLOGIES: dict[str, TopologyInfo] = {t.name: t for t in (
     TopologyInfo("loopback", "one namespace, 127.0.0.1 / ::1"),
     TopologyInfo("veth", "a veth pair between two namespaces (veth has no TLS offload)"),
     TopologyInfo("netdevsim", "two linked netdevsim ports in two namespaces, with the fake "
-                 "TLS offload of patches/netdevsim-tls",
-                 OffloadCaps(versions=("1.2",), ciphers=("aes-gcm-128", "aes-gcm-256"),
+                 "TLS offload of patches/tls-offload",
+                 OffloadCaps(versions=("1.2", "1.3"), ciphers=("aes-gcm-128", "aes-gcm-256"),
                              device_counters=("tx_tls_encrypted_packets",
                                               "rx_tls_decrypted_packets"))),
 )}

@@ -186,11 +186,16 @@ def _delete_nsim() -> None:
 
 
 def set_offload(topo: Topology, on: bool) -> None:
-    """Turn the devices' TLS offload features on or off (``ethtool -K``)."""
+    """Turn the devices' TLS offload features on or off (``ethtool -K``).
+
+    RX offload needs RX checksumming (the kernel drops ``tls-hw-rx-offload`` without it),
+    which netdevsim leaves off by default: turning offload on turns ``rx`` on too.
+    """
     state = "on" if on else "off"
     for dev in topo.devices:
         ns, _, ifname = dev.rpartition("/")
-        argv = ["ethtool", "-K", ifname, "tls-hw-tx-offload", state, "tls-hw-rx-offload", state]
+        argv = ["ethtool", "-K", ifname, *(["rx", "on"] if on else []),
+                "tls-hw-tx-offload", state, "tls-hw-rx-offload", state]
         if ns:
             argv = ["ip", "netns", "exec", ns, *argv]
         res = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
