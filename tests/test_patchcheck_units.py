@@ -241,3 +241,16 @@ def test_export_base_names() -> None:
     text = export.cover_text(cover)
     assert "Core (patches 1-6)\n======" in text and "(10):" not in text
     assert "files changed" not in text and "prerequisite-patch-id" not in text
+
+
+def test_self_test_no_match_in_a_tree_without_git_is_checked_against_the_files(
+        tmp_path: Path) -> None:
+    from ktlskit.patchchecks.maintainers import _matches_without_git
+    (tmp_path / "drivers/net/netdevsim").mkdir(parents=True)
+    (tmp_path / "drivers/net/netdevsim/tls_rx.c").write_text("")
+    line = "./MAINTAINERS:19271: warning: no file matches\tF:\t{}"
+    assert _matches_without_git(tmp_path, line.format("drivers/net/netdevsim/tls_rx.c"))
+    assert _matches_without_git(tmp_path, line.format("drivers/net/netdevsim/tls*"))
+    assert not _matches_without_git(tmp_path, line.format("drivers/net/netdevsim/tls_tx.c"))
+    (tmp_path / ".git").mkdir()  # with git, get_maintainer.pl's own answer stands
+    assert not _matches_without_git(tmp_path, line.format("drivers/net/netdevsim/tls_rx.c"))
