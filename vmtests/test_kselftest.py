@@ -40,5 +40,5 @@ def test_tls_offload_selftest_passes(kernel_build: BuildResult) -> None:
     out = json.loads(res.stdout)
     assert out["failed"] == [], out
     # every case runs on netdevsim: none may skip (knob cases skip only on real NICs)
-    assert out["counts"]["skip"] == 0 and out["counts"]["pass"] >= 13, out
+    assert out["counts"].get("skip", 0) == 0 and out["counts"].get("pass", 0) >= 13, out
     assert out["ok"] and res.returncode == 0, res.stderr[-3000:]
