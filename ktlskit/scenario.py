@@ -22,6 +22,8 @@ from .errors import KtlskitError
 from .guest import Guest, GuestCommandError, LocalGuest
 from .peer import KeyMaterial, frames, throughput_mbps
 from .progress import say
+from .scenariocheck import Check
+from .scenariorekey import device_share_checks, offload_rekey_checks, rekeys_each_way
 from .tlsstats import Snapshot, delta
 
 GUEST_DIR = "/tmp/ktlskit-run"
@@ -79,16 +81,6 @@ class ScenarioSpec:
             why = topologies.offload_problem(self.topology, self.version, cipher.name)
             if why:
                 raise ScenarioError(why)
-            if self.rekey_every or self.extra_rekey:
-                raise ScenarioError("--offload: an offloaded direction cannot be rekeyed yet "
-                                    "(the kernel answers EOPNOTSUPP); use --no-rekey")
-
-
-@dataclass
-class Check:
-    name: str
-    ok: bool
-    detail: str = ""
 
 
 @dataclass
@@ -269,21 +261,27 @@ def judge(spec: ScenarioSpec, rep: ScenarioReport) -> list[Check]:
     rk = rep.rekeys()
     for name in ("TlsDecryptError", "TlsTxRekeyError", "TlsRxRekeyError"):
         checks.append(Check(f"{name} unchanged", k.get(name, 0) == 0, f"delta {k.get(name, 0)}"))
-    if spec.version == "1.3":
+    if spec.version == "1.3" and spec.offload:
+        checks += offload_rekey_checks(k, rk)
+    elif spec.version == "1.3":
         checks.append(Check("TlsTxRekeyOk = rekeys sent", k.get("TlsTxRekeyOk", 0) == rk["tx"],
                             f"kernel {k.get('TlsTxRekeyOk', 0)}, peers {rk['tx']}"))
         checks.append(Check("TlsRxRekeyOk = rekeys received",
                             k.get("TlsRxRekeyOk", 0) == rk["rx"],
                             f"kernel {k.get('TlsRxRekeyOk', 0)}, peers {rk['rx']}"))
-        if spec.rekey_every or spec.extra_rekey:
-            checks.append(Check("rekeys happened", rk["tx"] > 0 and rk["rx"] == rk["tx"],
-                                f"tx {rk['tx']}, rx {rk['rx']}"))
+    if spec.version == "1.3" and (spec.rekey_every or spec.extra_rekey):
+        checks.append(Check("rekeys happened", rk["tx"] > 0 and rk["rx"] == rk["tx"],
+                            f"tx {rk['tx']}, rx {rk['rx']}"))
     if spec.offload:
         caps = topologies.TOPOLOGIES[spec.topology].offload
         # the kernel's and the device's own counters (ethtool -S)
         names = ["TlsTxDevice", "TlsRxDevice", *(caps.device_counters if caps else ())]
         for name in names:
             checks.append(Check(f"{name} moved", k.get(name, 0) > 0, f"delta {k.get(name, 0)}"))
+        if spec.version == "1.3" and (spec.rekey_every or spec.extra_rekey):
+            checks += device_share_checks(k, spec.nbytes)
+            if spec.rekey_dirs == "both":
+                checks.append(rekeys_each_way(rep.peers))
     else:
         checks.append(Check("TlsTxSw/TlsRxSw moved",
                             k.get("TlsTxSw", 0) == 2 and k.get("TlsRxSw", 0) == 2,

@@ -16,6 +16,7 @@ from ..records import RecordProtection, encode_key_update
 from . import nsim
 from .netns import PORT, CaseFailure, connect, ethtool_k, run_in, tc
 from .nsim import DEV_A, DEV_B, KMEMLEAK, Counters
+from .rekey import REKEY_CASES
 from .traffic import (
     Facts,
     Suite,
@@ -280,7 +281,7 @@ def _try_setsockopt(sk: socket.socket, opt: int, info: bytes) -> str | None:
 
 
 def case_rekey(suite: Suite, nbytes: int) -> Facts:
-    """A new key for an offloaded direction is refused; a software direction still rekeys.
+    """A new key for an offloaded direction (TLS 1.2: refused); a software direction rekeys.
 
     Port a offloads TX only, port b RX only: the client's TX and the server's RX are in the
     device, the other two directions in software. TLS 1.2 refuses any second key (EBUSY).
@@ -366,6 +367,7 @@ CASES: dict[str, Callable[[Suite, int], Facts]] = {
     "reorder": case_reorder, "records": case_records, "fail-add": case_fail_add,
     "refuse": case_refuse, "corrupt": case_corrupt, "resync": case_resync,
     "rekey": case_rekey, "delete": case_delete,
+    **REKEY_CASES,
 }
 
 

@@ -1,0 +1,156 @@
+"""Rekey cases: TLS 1.3 KeyUpdates on offloaded sockets (patches/tls-rekey).
+
+The client (port ``kta0``) streams to the server (``ktb0``) and sends a KeyUpdate every
+``every`` chunks, installing its next TX key right after it; the server installs its next RX
+key whenever it reads the KeyUpdate. Facts: the stream intact, the rekeys each end did, the
+counter deltas and the device's per-key record (the ports' debugfs ``tls/epochs``).
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+
+from .. import topology, uapi
+from ..keyschedule import DirectionState
+from ..records import encode_key_update
+from . import nsim
+from .netns import CaseFailure, ethtool_k
+from .nsim import DEV_A, DEV_B, Counters
+from .traffic import (
+    Facts,
+    Suite,
+    Worker,
+    close_all,
+    install,
+    ktls_pair,
+    recv_record,
+    send_record,
+    stream,
+)
+
+HANDSHAKE = 22
+
+
+@dataclass(frozen=True)
+class Epoch:
+    """One key the device had: direction, TCP sequence number it started at, bytes."""
+
+    index: int
+    direction: str
+    start_seq: int
+    nbytes: int
+
+
+def parse_epochs(text: str) -> list[Epoch]:
+    """The port's ``tls/epochs`` file: ``INDEX tx|rx START_SEQ BYTES`` per line."""
+    out = []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) != 4 or parts[1] not in ("tx", "rx"):
+            raise CaseFailure(f"unexpected line in tls/epochs: {line!r}")
+        out.append(Epoch(int(parts[0]), parts[1], int(parts[2]), int(parts[3])))
+    return out
+
+
+def read_epochs(side: str) -> list[dict[str, int | str]]:
+    path = nsim.knob_dir(side) / "epochs"
+    return [vars(e) for e in parse_epochs(path.read_text())]
+
+
+def send_rekeying(s: socket.socket, st: DirectionState, data: bytes, chunk: int,
+                  every: int) -> int:
+    """Send ``data`` in ``chunk``-byte writes, a KeyUpdate and a new TX key after every
+    ``every`` writes; returns the number of rekeys."""
+    rekeys = 0
+    for i, off in enumerate(range(0, len(data), chunk)):
+        s.sendall(data[off:off + chunk])
+        if every and (i + 1) % every == 0 and off + chunk < len(data):
+            send_record(s, HANDSHAKE, encode_key_update(False))
+            st = st.next()
+            install(s, uapi.TLS_TX, st)
+            rekeys += 1
+    return rekeys
+
+
+def recv_rekeying(s: socket.socket, st: DirectionState, nbytes: int) -> tuple[bytes, int]:
+    """Read ``nbytes`` of data, installing the next RX key at each KeyUpdate."""
+    buf = bytearray()
+    rekeys = 0
+    while len(buf) < nbytes:
+        kind, data = recv_record(s)
+        if kind == HANDSHAKE:
+            st = st.next()
+            install(s, uapi.TLS_RX, st)
+            rekeys += 1
+        elif not data:
+            break
+        else:
+            buf += data
+    return bytes(buf), rekeys
+
+
+def one_way(c: socket.socket, s: socket.socket, ab: DirectionState, nbytes: int,
+            chunk: int, every: int, seed: int) -> Facts:
+    data = stream(seed, nbytes)
+    sender = Worker(lambda: send_rekeying(c, ab, data, chunk, every))
+    got, rx_rekeys = recv_rekeying(s, ab, nbytes)
+    tx_rekeys = sender.result()
+    return {"ok": got == data, "received": len(got), "tx_rekeys": tx_rekeys,
+            "rx_rekeys": rx_rekeys}
+
+
+def case_tx_rekey(suite: Suite, nbytes: int) -> Facts:
+    """KeyUpdates on a TX offloaded socket; the receiving side rekeys in software.
+
+    Port a offloads TX, port b nothing (its RX is the software path that rekeys today).
+    """
+    nsim.setup(knobs=True)
+    ethtool_k(topology.NS_B, DEV_B, tls_hw_tx_offload=False, tls_hw_rx_offload=False)
+    ethtool_k(topology.NS_A, DEV_A, tls_hw_rx_offload=False)
+    before = Counters.read()
+    c, s, ab, _ = ktls_pair(suite)
+    facts: Facts = {"stream": one_way(c, s, ab, nbytes, 16384, 8, 81)}
+    facts["curr_open"] = Counters.read(eth=False).current()
+    close_all(c, s)
+    facts["delta"] = Counters.settled().since(before)
+    facts["epochs_a"] = read_epochs("a")
+    return facts
+
+
+def case_rx_rekey(suite: Suite, nbytes: int) -> Facts:
+    """KeyUpdates towards an RX offloaded socket; the sender rekeys in software.
+
+    Port b offloads RX, port a nothing.
+    """
+    nsim.setup(knobs=True)
+    ethtool_k(topology.NS_A, DEV_A, tls_hw_tx_offload=False, tls_hw_rx_offload=False)
+    ethtool_k(topology.NS_B, DEV_B, tls_hw_tx_offload=False)
+    before = Counters.read()
+    c, s, ab, _ = ktls_pair(suite)
+    facts: Facts = {"stream": one_way(c, s, ab, nbytes, 16384, 8, 82)}
+    facts["curr_open"] = Counters.read(eth=False).current()
+    close_all(c, s)
+    facts["delta"] = Counters.settled().since(before)
+    facts["epochs_b"] = read_epochs("b")
+    return facts
+
+
+def case_both_rekey(suite: Suite, nbytes: int) -> Facts:
+    """Both ports offload both directions; both peers stream and rekey at the same time."""
+    nsim.setup(knobs=True)
+    before = Counters.read()
+    c, s, ab, ba = ktls_pair(suite)
+    down = Worker(lambda: one_way(s, c, ba, nbytes, 16384, 8, 84))
+    facts: Facts = {"up": one_way(c, s, ab, nbytes, 16384, 8, 83)}
+    facts["down"] = down.result()
+    facts["curr_open"] = Counters.read(eth=False).current()
+    close_all(c, s)
+    facts["delta"] = Counters.settled().since(before)
+    facts["epochs_a"] = read_epochs("a")
+    facts["epochs_b"] = read_epochs("b")
+    return facts
+
+
+REKEY_CASES = {"tx-rekey": case_tx_rekey, "rx-rekey": case_rx_rekey,
+               "both-rekey": case_both_rekey}
