@@ -149,7 +149,7 @@ def _tree_source(tree: Path) -> KernelSource:
 
 
 def run(profile: str = "default", *, no_ccache: bool = False, fetch: bool = True,
-        guest: GuestConfig | None = None, rounds: int = 3) -> PipelineBench:
+        guest: GuestConfig | None = None, rounds: int = 5, cold: bool = True) -> PipelineBench:
     cfg = guest or GuestConfig()
     timings = []
     if fetch:
@@ -159,15 +159,12 @@ def run(profile: str = "default", *, no_ccache: bool = False, fetch: bool = True
     bdir = build.build_dir_for(bt.src, profile)
     with build_lock():  # the bench tree's builds share ccache and the lock with everyone
         warm.stop(bdir / "arch/x86/boot/bzImage")
-        shutil.rmtree(bdir, ignore_errors=True)
-        if no_ccache:
-            os.environ["CCACHE_DISABLE"] = "1"
-        try:
-            timings.append(_timed("cold build (series applied, configure, make)",
+        if cold:
+            timings.append(_cold_build(bt, profile, ser, bdir, no_ccache))
+        else:
+            timings.append(_timed("build as left by the last bench (--no-cold)",
                                   lambda: build.build(bt.src, profile, ser),
-                                  "no ccache" if no_ccache else "empty O=, ccache as is"))
-        finally:
-            os.environ.pop("CCACHE_DISABLE", None)
+                                  "not a cold build: incremental"))
         timings += _rebuilds(bt, profile, ser)
     bz = bdir / "arch/x86/boot/bzImage"
     timings.append(_boot(bz, cfg))
@@ -180,6 +177,19 @@ def run(profile: str = "default", *, no_ccache: bool = False, fetch: bool = True
     ]
     timings.append(_edit_to_answer(bt, bz, cfg, profile))
     return PipelineBench(timings, boot)
+
+
+def _cold_build(bt: BenchTree, profile: str, ser: series.Series, bdir: Path,
+                no_ccache: bool) -> Timing:
+    shutil.rmtree(bdir, ignore_errors=True)
+    if no_ccache:
+        os.environ["CCACHE_DISABLE"] = "1"
+    try:
+        return _timed("cold build (series applied, configure, make)",
+                      lambda: build.build(bt.src, profile, ser),
+                      "no ccache" if no_ccache else "empty O=, ccache as is")
+    finally:
+        os.environ.pop("CCACHE_DISABLE", None)
 
 
 def _rebuilds(bt: BenchTree, profile: str, ser: series.Series) -> list[Timing]:

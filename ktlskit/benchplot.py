@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from itertools import pairwise
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+if TYPE_CHECKING:  # matplotlib costs 0.6 s to import: only the commands that plot pay it
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 from .benchstats import Spread
 
@@ -21,6 +22,9 @@ DPI = 100
 
 def figure(rows: int, cols: int = 1, size: tuple[float, float] = (8.0, 4.0)) -> Figure:
     """A figure with ``rows`` x ``cols`` axes, each ``size`` inches."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(size[0] * cols, size[1] * rows), layout="constrained")
     FigureCanvasAgg(fig)
     fig.subplots(rows, cols, squeeze=False)

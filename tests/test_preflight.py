@@ -2,6 +2,7 @@
 no work: nothing is fetched, built or booted (the cache stays empty)."""
 
 import io
+import subprocess
 import tarfile
 import time
 from pathlib import Path
@@ -13,11 +14,21 @@ from ktlskit import cli
 REPO = Path(__file__).resolve().parents[1]
 
 
+class WorkStarted(BaseException):
+    """Raised by the tripwire: not an Exception, so no ``except Exception`` can swallow it."""
+
+
 @pytest.fixture(autouse=True)
 def empty_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     cache = tmp_path / "cache"
     monkeypatch.setenv("KTLSKIT_CACHE", str(cache))
     monkeypatch.setenv("KTLSKIT_PROJECT", str(REPO))
+    # A tripwire, not a mock: checking input starts no process. If a check regresses, the
+    # command stops at its first process (apt, rsync, make, vng) instead of building a kernel
+    # in this temporary cache outside any lock.
+    def no_process(self: subprocess.Popen, args: object, *a: object, **kw: object) -> None:
+        raise WorkStarted(f"input was accepted and work started: {args!r}")
+    monkeypatch.setattr(subprocess.Popen, "__init__", no_process)
     return cache
 
 
@@ -26,6 +37,8 @@ def _fails_fast(argv: list[str], capsys: pytest.CaptureFixture[str], cache: Path
     start = time.monotonic()
     try:
         rc = cli.main(argv)
+    except WorkStarted as exc:
+        pytest.fail(str(exc))
     except SystemExit as exc:  # argparse's own refusals
         rc = int(exc.code or 0)
     took = time.monotonic() - start

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from ktlskit.guest import reaper
+
 
 def _alive(tag: str) -> bool:
     found = subprocess.run(["pgrep", "-f", f"^{tag}"], capture_output=True, check=False)
@@ -16,8 +18,9 @@ def _alive(tag: str) -> bool:
 
 def _start(tag: str, *idle: str) -> subprocess.Popen[bytes]:
     """A reaper over ``sleep TAG``; with ``idle`` (``--idle FILE SECONDS``) a detached one."""
-    r = subprocess.Popen([sys.executable, "-m", "ktlskit.guest.reaper", *idle, "--", "sleep",
-                          tag], stdin=subprocess.DEVNULL if idle else subprocess.PIPE,
+    # -I: the reaper runs by its path with the standard library alone (no ktlskit import)
+    r = subprocess.Popen([sys.executable, "-I", reaper.__file__, *idle, "--", "sleep", tag],
+                         stdin=subprocess.DEVNULL if idle else subprocess.PIPE,
                          start_new_session=True)
     deadline = time.monotonic() + 10
     while not _alive(f"sleep {tag}") and time.monotonic() < deadline:

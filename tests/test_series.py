@@ -128,3 +128,24 @@ def test_patch_that_does_not_apply_names_itself_and_the_hunk(
     msg = str(err.value)
     assert "bad.patch does not apply" in msg
     assert "-int nothere;" in msg
+
+
+def test_reapplying_keeps_the_mtime_of_patched_files_whose_content_is_the_same(
+        env: tuple[KernelSource, Path]) -> None:
+    """An edit to a file the series also patches re-applies the series, but only the edited
+    file may look new to make: the other patched files (headers!) keep their mtime."""
+    src, pdir = env
+    (pdir / "0003-b.patch").write_text(PATCH_A.replace("a.c", "b.c").replace(
+        " int a;\n-int b;\n+int hello;\n int c;\n", "-int untouched;\n+int patched;\n").replace(
+        "@@ -1,3 +1,3 @@", "@@ -1 +1 @@"))
+    ser = _series(pdir, ["0001-a.patch", "0003-b.patch"])
+    tree = series.prepared_tree(src, ser)
+    assert (tree / "b.c").read_text() == "int patched;\n"
+    a_mtime = (tree / "a.c").stat().st_mtime_ns
+    b_mtime = (tree / "b.c").stat().st_mtime_ns
+    time.sleep(0.01)
+    (src.path / "a.c").write_text("int a;\nint b;\nint c;\nint edited;\n")
+    series.prepared_tree(src, ser)
+    assert (tree / "a.c").read_text() == "int a;\nint hello;\nint c;\nint edited;\n"
+    assert (tree / "a.c").stat().st_mtime_ns > a_mtime
+    assert (tree / "b.c").stat().st_mtime_ns == b_mtime

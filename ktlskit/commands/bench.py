@@ -33,8 +33,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--profile", default="default")
     p.add_argument("--no-ccache", action="store_true", help="truly cold build")
     p.add_argument("--no-fetch", action="store_true", help="skip the fresh fetch")
-    p.add_argument("--rounds", type=int, default=3,
-                   help="interleaved exec / raw vng rounds for the boot ratio (default 3)")
+    p.add_argument("--no-cold", action="store_true",
+                   help="keep the bench tree's last build (no cold build; the other stages "
+                        "as usual)")
+    p.add_argument("--rounds", type=int, default=5,
+                   help="interleaved exec / raw vng rounds for the boot ratio (default 5)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--out", type=Path, default=Path("results"), metavar="DIR",
                    help="where bench-pipeline.json and bench-pipeline.png go (default results/)")
@@ -97,7 +100,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     kernel_options(argparse.Namespace(kernel_src=None, profile=args.profile))
     res = bench_pipeline.run(args.profile, no_ccache=args.no_ccache,
                              fetch=not args.no_fetch, guest=guest_config(args),
-                             rounds=args.rounds)
+                             rounds=args.rounds, cold=not args.no_cold)
     doc = res.to_json()
     png = benchplot.stage_bars(args.out / "bench-pipeline.png",
                                [(t.stage, t.seconds) for t in res.stages])

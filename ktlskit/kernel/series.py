@@ -2,8 +2,10 @@
 
 The pristine tree is copied (rsync, mtimes kept) into the cache and the
 series applied there. A change of series (by content hash) reapplies it from
-scratch; the files either series touches get a fresh mtime so an incremental
-build recompiles exactly them.
+scratch; of the files either series touches, those whose patched content changed get a
+fresh mtime and the others keep theirs, so an incremental build recompiles exactly what
+changed (an edit to one file a patch also touches must not rebuild every user of a patched
+header).
 """
 
 from __future__ import annotations
@@ -92,10 +94,11 @@ def prepared_tree(src: KernelSource, series: Series) -> Path:
         _sync(src.path, tree, exclude=touched)
         return tree
     old_touched = set(state["pristine"]) if state else set()
+    before = _snapshot(tree, touched | old_touched) if state else {}
     state_f.unlink(missing_ok=True)
     _sync(src.path, tree, exclude=set())
     apply_all(series, tree)
-    _freshen(tree, touched | old_touched)
+    _freshen(tree, touched | old_touched, before)
     state_f.write_text(json.dumps({
         "digest": series.digest,
         "patches": [p.name for p in series.patches],
@@ -141,9 +144,24 @@ def apply_one(patch: Path, tree: Path) -> None:
                               f"\nrejected hunks:\n{rejected}")
 
 
-def _freshen(tree: Path, files: set[str]) -> None:
-    now = time.time()
+def _snapshot(tree: Path, files: set[str]) -> dict[str, tuple[str, int]]:
+    """(content digest, mtime in ns) of each of ``files`` the patched tree has now."""
+    out = {}
     for f in files:
         p = tree / f
-        if p.exists():
-            os.utime(p, (now, now))
+        if p.is_file():
+            out[f] = (_digest_or_none(p) or "", p.stat().st_mtime_ns)
+    return out
+
+
+def _freshen(tree: Path, files: set[str], before: dict[str, tuple[str, int]]) -> None:
+    """A fresh mtime for each of ``files`` whose content differs from ``before``; the
+    others get their mtime back."""
+    now = time.time_ns()
+    for f in files:
+        p = tree / f
+        if not p.is_file():
+            continue
+        old = before.get(f)
+        mtime = old[1] if old and _digest_or_none(p) == old[0] else now
+        os.utime(p, ns=(mtime, mtime))
