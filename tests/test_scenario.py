@@ -58,11 +58,15 @@ def test_peer_error_fails() -> None:
     assert _report(GOOD, ok=False).verdict == "fail"
 
 
+NO_REKEY = {"rekey_every": 0, "extra_rekey": False}
+
+
 def test_offload_needs_device_counters() -> None:
-    spec = ScenarioSpec(topology="netdevsim", offload=True)
+    spec = ScenarioSpec(topology="netdevsim", offload=True, **NO_REKEY)
     assert _report(GOOD, spec).verdict == "fail"
     dev = {**GOOD, "TlsTxDevice": 1, "TlsRxDevice": 1}
-    assert _report(dev, ScenarioSpec(topology="veth", offload=True)).verdict == "pass"
+    assert _report(dev, ScenarioSpec(topology="veth", offload=True,
+                                     **NO_REKEY)).verdict == "pass"
     assert _report(dev, spec).verdict == "fail"  # netdevsim: its ethtool counters too
     assert _report({**dev, "tx_tls_encrypted_packets": 5}, spec).verdict == "fail"
     assert _report({**dev, "tx_tls_encrypted_packets": 5, "rx_tls_decrypted_packets": 2},
@@ -83,3 +87,46 @@ def test_throughput_leaves_out_the_harness_pause() -> None:
     assert peers["client"]["active_seconds"] == 2.0
     assert peers["client"]["throughput_mbps"] == 8.0  # 2 MB in 2 s
     assert peers["server"]["throughput_mbps"] == 6.4  # 2 MB in 2.5 s
+
+
+# An offloaded run with rekeys: 5 rekeys each way counted as outcomes, the device on both ports
+# handling more than half of the 4 MiB each way.
+NBYTES = 4 << 20
+OFFLOAD_REKEY = {"TlsTxRekeyOk": 5, "TlsRxRekeyOk": 4, "TlsRxRekeyAborted": 1,
+                 "TlsRxRekeyReceived": 5, "TlsTxDevice": 2, "TlsRxDevice": 2,
+                 "tx_tls_encrypted_packets": 9, "rx_tls_decrypted_packets": 9,
+                 "a/kta0:tx_tls_encrypted_bytes": NBYTES, "b/ktb0:tx_tls_encrypted_bytes": NBYTES,
+                 "a/kta0:rx_tls_decrypted_bytes": NBYTES // 2,
+                 "b/ktb0:rx_tls_decrypted_bytes": NBYTES // 2 + 1}
+
+
+def _offload_rekey(counters: dict) -> ScenarioReport:
+    return _report(counters, ScenarioSpec(topology="netdevsim", offload=True, nbytes=NBYTES,
+                                          rekey_every=16))
+
+
+def test_offload_rekeys_pass_with_one_outcome_each() -> None:
+    rep = _offload_rekey(OFFLOAD_REKEY)
+    assert rep.verdict == "pass", [c for c in rep.checks if not c.ok]
+
+
+@pytest.mark.parametrize(("change", "failing"), [
+    ({"TlsTxRekeyOk": 4}, "TlsTxRekeyOk + Fallback + Aborted = rekeys"),
+    ({"TlsRxRekeyOk": 3, "TlsRxRekeyFallback": 1}, "TlsRxRekeyFallback unchanged"),
+    ({"TlsCurrTxRekey": 1}, "TlsCurrTxRekey back to 0"),
+    ({"a/kta0:rx_tls_decrypted_bytes": NBYTES // 2 - 1},
+     "a/kta0 decrypted >= 50% of the stream"),
+])
+def test_offload_rekeys_fail_on_fallback_lost_outcome_or_little_device(
+        change: dict, failing: str) -> None:
+    rep = _offload_rekey({**OFFLOAD_REKEY, **change})
+    assert failing in [c.name for c in rep.checks if not c.ok]
+
+
+def test_offload_rekeys_need_two_each_way() -> None:
+    rep = ScenarioReport(ScenarioSpec(topology="netdevsim", offload=True, nbytes=NBYTES,
+                                      rekey_every=16), "Linux test", "tcg")
+    rep.peers = {"client": _peer("aa", "bb", 4, 1), "server": _peer("bb", "aa", 1, 4)}
+    rep.counters = {**OFFLOAD_REKEY, "TlsRxRekeyOk": 4, "TlsRxRekeyAborted": 1}
+    bad = [c.name for c in judge(rep.spec, rep) if not c.ok]
+    assert ">= 2 rekeys each way" in bad
