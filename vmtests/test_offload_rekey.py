@@ -16,7 +16,7 @@ import pytest
 
 pytestmark = [pytest.mark.offload]
 
-CASES = ("tx-rekey", "rx-rekey", "both-rekey")
+CASES = ("tx-rekey", "rx-rekey", "both-rekey", "open-record:1.2", "open-record:1.3")
 
 
 @pytest.fixture(scope="module")
@@ -75,3 +75,14 @@ def test_both_ways_rekey_at_once(facts: dict[str, Any]) -> None:
         _outcomes(d, "Rx", f[way_rx]["rx_rekeys"])
         eth = f["delta"][f"{side}_eth"]
         assert eth["tx_tls_encrypted_bytes"] > 0 and eth["rx_tls_decrypted_bytes"] > 0, eth
+
+
+@pytest.mark.parametrize("version", ["1.2", "1.3"])
+def test_open_record_closed_by_another_type_on_tx_offload(facts: dict[str, Any],
+                                                          version: str) -> None:
+    """The device's handler closes the open record (patch 1); a rekey waits for it."""
+    f = _case(facts, f"open-record:{version}")
+    assert f["records"] == [[23, 1000], [22, 8]], f
+    assert f["rekey_open"] == ("EBUSY" if version == "1.3" else None), f
+    a = f["delta"]["a"]
+    assert a["TlsTxDevice"] == 1 and a["TlsDecryptError"] == 0, a

@@ -22,6 +22,7 @@ from .traffic import (
     Suite,
     Worker,
     close_all,
+    err_name,
     install,
     ktls_pair,
     recv_record,
@@ -152,5 +153,30 @@ def case_both_rekey(suite: Suite, nbytes: int) -> Facts:
     return facts
 
 
+def case_open_record(suite: Suite, nbytes: int) -> Facts:
+    """An open record (MSG_MORE) on a TX offloaded socket whose RX was installed after TX.
+
+    A TX rekey with the record open is refused (EBUSY: a record is never under two keys);
+    a record of another type (TLS_SET_RECORD_TYPE) then closes it through the device's
+    handler, which setting up RX used to replace with the software one (tls-rekey patch 1).
+    """
+    nsim.setup()
+    before = Counters.read()
+    c, s, ab, _ = ktls_pair(suite)  # TX, then RX, on each end
+    c.send(b"x" * 1000, socket.MSG_MORE)
+    facts: Facts = {"rekey_open": None}
+    if suite.version == "1.3":
+        try:
+            install(c, uapi.TLS_TX, ab.next())
+        except OSError as exc:
+            facts["rekey_open"] = err_name(exc)
+    send_record(c, HANDSHAKE, b"\x04\x00\x00\x04tick")
+    kinds = [recv_record(s) for _ in range(2)]
+    facts["records"] = [(k, len(d)) for k, d in kinds]
+    close_all(c, s)
+    facts["delta"] = Counters.settled().since(before)
+    return facts
+
+
 REKEY_CASES = {"tx-rekey": case_tx_rekey, "rx-rekey": case_rx_rekey,
-               "both-rekey": case_both_rekey}
+               "both-rekey": case_both_rekey, "open-record": case_open_record}
