@@ -16,7 +16,8 @@ import pytest
 
 pytestmark = [pytest.mark.offload]
 
-CASES = ("tx-rekey", "rx-rekey", "both-rekey", "open-record:1.2", "open-record:1.3")
+CASES = ("tx-rekey", "rx-rekey", "both-rekey", "open-record:1.2", "open-record:1.3",
+         "wire-rekey")
 
 
 @pytest.fixture(scope="module")
@@ -86,3 +87,15 @@ def test_open_record_closed_by_another_type_on_tx_offload(facts: dict[str, Any],
     assert f["rekey_open"] == ("EBUSY" if version == "1.3" else None), f
     a = f["delta"]["a"]
     assert a["TlsTxDevice"] == 1 and a["TlsDecryptError"] == 0, a
+
+
+def test_wire_records_under_one_key_each_with_loss(facts: dict[str, Any]) -> None:
+    """The wire oracle (rekeywire.py) on the TX-offloaded sender's ciphertext, 3% loss."""
+    f = _case(facts, "wire-rekey")
+    st = f["stream"]
+    assert st["ok"] and st["tx_rekeys"] > 0, st
+    assert f["wire_error"] is None, f
+    assert f["wire_key_updates"] == st["tx_rekeys"], f
+    assert f["retransmitted_bytes"] > 0 and f["retransmit_mismatch_bytes"] == 0, f
+    a = f["delta"]["a"]
+    _outcomes(a, "Tx", st["tx_rekeys"])

@@ -15,8 +15,9 @@ from .. import topology, uapi
 from ..keyschedule import DirectionState
 from ..records import encode_key_update
 from . import nsim
-from .netns import CaseFailure, ethtool_k
+from .netns import PORT, CaseFailure, connect, ethtool_k, tc
 from .nsim import DEV_A, DEV_B, Counters
+from .rekeywire import follow_epochs
 from .traffic import (
     Facts,
     Suite,
@@ -29,6 +30,7 @@ from .traffic import (
     send_record,
     stream,
 )
+from .wire import Capture, reassemble
 
 HANDSHAKE = 22
 
@@ -178,5 +180,33 @@ def case_open_record(suite: Suite, nbytes: int) -> Facts:
     return facts
 
 
-REKEY_CASES = {"tx-rekey": case_tx_rekey, "rx-rekey": case_rx_rekey,
+def case_wire_rekey(suite: Suite, nbytes: int) -> Facts:
+    """The wire under TX rekeys with 3% loss on the offloaded sender: every captured record
+    under exactly one key, the key changing only after each KeyUpdate, retransmissions
+    identical to the first transmission (so under the key of their record)."""
+    nsim.setup()
+    ethtool_k(topology.NS_B, DEV_B, tls_hw_rx_offload=False)  # ciphertext in the tap
+    tc(topology.NS_A, "qdisc", "add", "dev", DEV_A, "root", "netem", "loss", "3%")
+    before = Counters.read()
+    cap = Capture()
+    c, s = connect()
+    ab, _ = suite.states()
+    install(c, uapi.TLS_TX, ab)
+    install(s, uapi.TLS_RX, ab)
+    facts: Facts = {"stream": one_way(c, s, ab, nbytes, 16384, 8, 85)}
+    close_all(c, s)
+    facts.update(cap.finish())
+    isn, segs, _fin = cap.segments(PORT)
+    if isn is not None:
+        wire, again, mismatch = reassemble(isn, segs)
+        rep = follow_epochs(wire, ab)
+        facts.update({"retransmitted_bytes": again, "retransmit_mismatch_bytes": mismatch,
+                      "wire_key_updates": rep.key_updates, "wire_error": rep.error,
+                      "wire_records": len(rep.epochs),
+                      "wire_plaintext_bytes": len(rep.plaintext)})
+    facts["delta"] = Counters.settled().since(before)
+    return facts
+
+
+REKEY_CASES = {"wire-rekey": case_wire_rekey, "tx-rekey": case_tx_rekey, "rx-rekey": case_rx_rekey,
                "both-rekey": case_both_rekey, "open-record": case_open_record}
