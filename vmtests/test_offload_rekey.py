@@ -96,6 +96,8 @@ def test_wire_records_under_one_key_each_with_loss(facts: dict[str, Any]) -> Non
     assert st["ok"] and st["tx_rekeys"] > 0, st
     assert f["wire_error"] is None, f
     assert f["wire_key_updates"] == st["tx_rekeys"], f
-    assert f["retransmitted_bytes"] > 0 and f["retransmit_mismatch_bytes"] == 0, f
+    # a lost segment's retransmission fills a hole of the capture: the oracle opened it at its
+    # place in the key chain; a spurious one overlaps and must be byte-identical
+    assert f["retransmit_mismatch_bytes"] == 0, f
     a = f["delta"]["a"]
     _outcomes(a, "Tx", st["tx_rekeys"])
