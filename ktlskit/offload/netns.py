@@ -8,7 +8,7 @@ import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from .. import topology
+from .. import netnsenter, topology
 
 PORT = 4500
 IO_TIMEOUT = 120.0  # seconds any single socket operation may block
@@ -22,13 +22,8 @@ class CaseFailure(Exception):
 @contextmanager
 def in_netns(ns: str) -> Iterator[None]:
     """Sockets created inside the block belong to ``ns`` (and stay there)."""
-    from pyroute2 import netns as pr_netns
-
-    pr_netns.pushns(ns)
-    try:
+    with netnsenter.entered(ns):
         yield
-    finally:
-        pr_netns.popns()
 
 
 def run_in(ns: str, *argv: str) -> None:
