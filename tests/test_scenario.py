@@ -20,7 +20,7 @@ def _peer(sent: str, received: str, tx: int, rx: int, ok: bool = True) -> dict:
 
 
 def _report(counters: dict, spec: ScenarioSpec | None = None, ok: bool = True) -> ScenarioReport:
-    rep = ScenarioReport(spec or ScenarioSpec(), "Linux test", "tcg")
+    rep = ScenarioReport(spec or ScenarioSpec(), "Linux test", "guest (tcg)")
     rep.peers = {"client": _peer("aa", "bb", 3, 2, ok), "server": _peer("bb", "aa", 2, 3)}
     rep.counters = counters
     rep.checks = judge(rep.spec, rep)

@@ -7,10 +7,10 @@ import json
 import shlex
 
 from ktlskit.ciphers import by_tls13_suite
-from ktlskit.guest import Guest, LocalGuest
+from ktlskit.hosts import Host
 
 
-def test_traffic_bench_runs_all_modes(guest: Guest | LocalGuest) -> None:
+def test_traffic_bench_runs_all_modes(guest: Host) -> None:
     args = shlex.join(["--bytes", str(2 << 20), "--rekey-every", "16", "--repeat", "1"])
     out = json.loads(guest.run(f"{shlex.quote(guest.python)} -m ktlskit.trafficbench {args}",
                                timeout=600).stdout)

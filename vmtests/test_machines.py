@@ -1,0 +1,145 @@
+"""The scenarios on two machines, over the real-machine path: the client on the DUT, the
+server on the remote, over the link an env file names.
+
+Without options the machines are the lab (two guests of the built kernel joined by a
+virtual Ethernet link, each reached over its own SSH with ktlskit deployed into it);
+``pytest vmtests/test_machines.py --env net.config`` runs the same tests on real ones.
+Streams are small: two TCG guests share two host cores.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+
+from ktlskit import link, paths, scenario
+from ktlskit.hosts import Host, HostSplatError
+from ktlskit.pytest_plugin import Machines
+
+NBYTES = 256 << 10
+LKDTM = "/sys/kernel/debug/provoke-crash/DIRECT"
+
+
+def _run(m: Machines, spec: scenario.ScenarioSpec,
+         started: scenario.Started | None = None) -> scenario.ScenarioReport:
+    link.check_env_options(m.env, spec.ipv6)
+    with link.prepared(m.env, m.dut, m.remote, spec.offload) as lk:
+        return scenario.run_on(scenario.on_link(lk), spec, started=started)
+
+
+def _addresses(host: Host, netns: str = "") -> str:
+    prefix = f"ip netns exec {shlex.quote(netns)} " if netns else ""
+    return host.run(f"{prefix}ip -br addr show; {prefix}ip -br link show", timeout=30).stdout
+
+
+def _remote_netns(m: Machines) -> str:
+    return m.env.remote_args if m.env.remote_type == "netns" else ""
+
+
+@pytest.mark.parametrize(("version", "cipher", "rekey_every", "ipv6"), [
+    ("1.3", "aes-gcm-128", 8, False),
+    ("1.3", "chacha20-poly1305", 4, True),
+    ("1.2", "aes-gcm-256", 0, False),
+], ids=["tls13-rekeys", "tls13-rekeys-ipv6", "tls12"])
+def test_scenario_over_the_link(machines: Machines, version: str, cipher: str,
+                                rekey_every: int, ipv6: bool) -> None:
+    spec = scenario.ScenarioSpec(topology="link", version=version, cipher=cipher,
+                                 nbytes=NBYTES, rekey_every=rekey_every,
+                                 extra_rekey=bool(rekey_every), ipv6=ipv6)
+    rep = _run(machines, spec)
+    assert rep.verdict == "pass", [c for c in rep.checks if not c.ok]
+    by_host = rep.counters_by_host
+    assert set(by_host) == {machines.dut.name, machines.remote.name} or \
+        machines.remote is machines.dut
+    if machines.remote is not machines.dut:
+        for name, d in by_host.items():  # one kTLS socket on each machine
+            assert d.get("TlsTxSw") == 1 and d.get("TlsRxSw") == 1, (name, d)
+    rk = rep.rekeys()
+    if rekey_every:
+        assert rk["tx"] >= 2 * ((NBYTES // 16384) // rekey_every - 1), rk
+        for name, d in by_host.items():  # both kernels rekeyed both ways
+            assert d.get("TlsTxRekeyOk", 0) > 0 and d.get("TlsRxRekeyOk", 0) > 0, (name, d)
+    else:
+        assert rk == {"tx": 0, "rx": 0}
+
+
+def test_the_link_is_left_as_it_was(machines: Machines) -> None:
+    before = (_addresses(machines.dut), _addresses(machines.remote, _remote_netns(machines)))
+    spec = scenario.ScenarioSpec(topology="link", nbytes=64 << 10, rekey_every=0,
+                                 extra_rekey=False)
+    assert _run(machines, spec).verdict == "pass"
+    after = (_addresses(machines.dut), _addresses(machines.remote, _remote_netns(machines)))
+    assert after == before
+
+
+def _ssh_interface(host: Host) -> str:
+    conn = host.run("printenv SSH_CONNECTION", timeout=30, check=False).stdout.split()
+    if len(conn) != 4:
+        return ""
+    out = host.run(f"ip -o addr show | awk '$4 ~ \"^{conn[2]}/\" {{print $2}}'",
+                   timeout=30).stdout.split()
+    return out[0] if out else ""
+
+
+def test_the_interface_carrying_ssh_is_not_reconfigured(machines: Machines) -> None:
+    ifname = _ssh_interface(machines.dut)
+    if not ifname:
+        pytest.skip("ktlskit reaches the DUT without SSH (it runs on it, outside an SSH login)")
+    before = _addresses(machines.dut)
+    env = replace(machines.env, netif=ifname, local_v4="198.51.100.1", local_v6="")
+    with pytest.raises(link.LinkError, match="carries the SSH session"), \
+            link.prepared(env, machines.dut, machines.remote):
+        pytest.fail("the SSH interface was taken")
+    assert _addresses(machines.dut) == before
+
+
+def test_offload_is_checked_against_the_interface(machines: Machines) -> None:
+    """virtio_net (the lab) has no TLS offload: refused before any change. A NIC that has it
+    must offload, with its device counters moving."""
+    spec = scenario.ScenarioSpec(topology="link", offload=True, version="1.2",
+                                 nbytes=NBYTES, rekey_every=0, extra_rekey=False)
+    before = _addresses(machines.dut)
+    try:
+        rep = _run(machines, spec)
+    except link.LinkError as exc:
+        assert "cannot turn on tls-hw-tx-offload" in str(exc)
+        assert _addresses(machines.dut) == before
+        return
+    assert rep.verdict == "pass", [c for c in rep.checks if not c.ok]
+
+
+def test_a_splat_on_the_remote_fails_the_run(machines: Machines) -> None:
+    if machines.env.dut != "lab-dut":
+        pytest.skip("provokes a kernel WARNING: lab guests only")
+    if machines.remote.run(f"test -w {LKDTM}", timeout=30, check=False).rc != 0:
+        pytest.skip("no lkdtm in the remote's kernel")
+
+    def warn_on_server(ctl: dict[str, tuple[Host, str]]) -> None:
+        ctl["server"][0].run(f"echo WARNING > {LKDTM}", timeout=30, check=False)
+
+    spec = scenario.ScenarioSpec(topology="link", nbytes=64 << 10, rekey_every=0,
+                                 extra_rekey=False)
+    with pytest.raises(HostSplatError) as err:
+        _run(machines, spec, started=warn_on_server)
+    assert machines.remote.name in str(err.value)
+    assert [s.kind for s in err.value.splats] == ["WARNING"]
+
+
+def test_ktlskit_run_with_the_env_file(machines: Machines, tmp_path: object) -> None:
+    """What the README documents: ``ktlskit run --env FILE`` (fresh SSH sessions, deploy)."""
+    if not machines.env.source.endswith((".config", ".conf")):
+        pytest.skip("the env came from options, not a file")
+    res = subprocess.run([sys.executable, "-m", "ktlskit.cli", "run", "--env",
+                          machines.env.source, "--bytes", str(NBYTES), "--rekey-every", "8",
+                          "--json"], capture_output=True, text=True, timeout=900,
+                         cwd=paths.project_dir(), check=False)
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads(res.stdout)
+    assert out["verdict"] == "pass"
+    assert len(out["counters_by_host"]) == (1 if machines.remote is machines.dut else 2)
+    assert out["rekeys"]["tx"] > 0 and out["counters"]["TlsTxRekeyOk"] == out["rekeys"]["tx"]
