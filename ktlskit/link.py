@@ -26,7 +26,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .cleanup import Defer
+from .cleanup import CleanupError, Defer
 from .hosts import Host, HostError
 from .hosts.local import LocalHost
 from .hosts.netenv import EnvError, NetEnv
@@ -210,12 +210,18 @@ def prepared(env: NetEnv, dut: Host, remote: Host, offload: bool = False) -> Ite
         for end, plan in plans:
             for what, do, back in plan:
                 end.host.run(end.sh(do), timeout=60)
-                undo.defer(end.host.run, end.sh(back), 60, False)
+                undo.defer(end.host.run, end.sh(back), 60, True)
                 say(f"{end.host.name}: {what} (undone at the end)")
         yield Link(d_end, r_end)
-    finally:
+    except BaseException:
         with _uninterrupted():
-            undo.run()
+            try:
+                undo.run()
+            except CleanupError as exc:  # the run's own error is the one to report
+                say(f"the link could not be restored completely: {exc}")
+        raise
+    with _uninterrupted():
+        undo.run()
 
 
 def check_env_options(env: NetEnv, ipv6: bool) -> None:

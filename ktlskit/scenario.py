@@ -203,8 +203,13 @@ def on_topology(host: Host, spec: ScenarioSpec) -> Iterator[Wiring]:
     try:
         yield Wiring(End(host, topo.server_ns, devices), End(host, topo.client_ns, devices),
                      topo.server_v4, topo.server_v6)
-    finally:
-        call(host, topologies.teardown, topo.run_id, timeout=GUEST_PY_TIMEOUT)
+    except BaseException:
+        try:
+            call(host, topologies.teardown, topo.run_id, timeout=GUEST_PY_TIMEOUT)
+        except CallError as exc:  # the run's own error is the one to report
+            say(f"and the teardown of topology {topo.run_id} failed: {exc}")
+        raise
+    call(host, topologies.teardown, topo.run_id, timeout=GUEST_PY_TIMEOUT)
 
 
 @contextmanager

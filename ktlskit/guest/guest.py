@@ -213,6 +213,10 @@ class Guest:
     def detach(self) -> None:
         """Leave the guest running (a warm guest) and drop this connection."""
         if self.ssh is not None:
+            if self._tmpdir and self.alive():
+                with suppress(KtlskitError, paramiko.SSHException, OSError):
+                    self.ssh.run(f"rm -rf {self._tmpdir}", timeout=30, check=False)
+            self._tmpdir = ""
             self.ssh.close()
             self.ssh = None
 

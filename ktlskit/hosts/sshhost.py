@@ -10,6 +10,7 @@ its kernel log; leaving the block removes the directory. Splats come from ``/dev
 
 from __future__ import annotations
 
+import itertools
 import logging
 import shlex
 from pathlib import Path
@@ -74,6 +75,7 @@ class SshHost:
         self._tmpdir = tmpdir
         self.python = ""
         self._watch: KmsgWatch | None = None
+        self._spawns = itertools.count()
 
     @classmethod
     def open(cls, spec: str, ssh_config: Path | None = None,
@@ -112,7 +114,7 @@ class SshHost:
         return self._session.run(command, timeout=timeout, check=check)
 
     def spawn(self, command: str, timeout: float | None = None) -> SshProcess:
-        pidfile = f"{self._tmpdir}/spawn-{id(command):x}-{len(command)}.pid"
+        pidfile = f"{self._tmpdir}/spawn-{next(self._spawns)}.pid"
         return self._session.spawn(command, timeout=timeout, pidfile=pidfile)
 
     def put(self, local: Path, remote: str) -> None:
