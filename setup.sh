@@ -6,7 +6,28 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 DEBS=(qemu-system-x86 flex bison bc libelf-dev libssl-dev ccache cpio udev
-      openssh-server ethtool iproute2 rsync patch perl make gcc xz-utils python3-venv)
+      openssh-server ethtool iproute2 rsync patch perl make gcc xz-utils python3-venv
+      git codespell)
+
+# `ktlskit patches check` builds each patch with clang too (as netdev's CI does). The
+# kernel needs LLVM >= 17.0.1 (scripts/min-tool-version.sh); Debian ships versioned
+# packages: take the first of these versions apt knows (19: bookworm and trixie have
+# it), else the unversioned packages.
+pick_llvm() {
+	for v in 19 20 21 22 18 17; do
+		if apt-cache show "clang-$v" >/dev/null 2>&1; then echo "$v"; return; fi
+	done
+}
+LLVM_VERSION=$(pick_llvm)
+if [ -z "$LLVM_VERSION" ]; then
+	apt-get update -q   # a fresh machine may have no package lists yet
+	LLVM_VERSION=$(pick_llvm)
+fi
+if [ -n "$LLVM_VERSION" ]; then
+	DEBS+=("clang-$LLVM_VERSION" "lld-$LLVM_VERSION" "llvm-$LLVM_VERSION")
+else
+	DEBS+=(clang lld llvm)
+fi
 
 missing=()
 for p in "${DEBS[@]}"; do

@@ -14,9 +14,11 @@ def _alive(tag: str) -> bool:
     return found.returncode == 0
 
 
-def _start(tag: str) -> subprocess.Popen[bytes]:
-    r = subprocess.Popen([sys.executable, "-m", "ktlskit.guest.reaper", "--", "sleep", tag],
-                         stdin=subprocess.PIPE, start_new_session=True)
+def _start(tag: str, *idle: str) -> subprocess.Popen[bytes]:
+    """A reaper over ``sleep TAG``; with ``idle`` (``--idle FILE SECONDS``) a detached one."""
+    r = subprocess.Popen([sys.executable, "-m", "ktlskit.guest.reaper", *idle, "--", "sleep",
+                          tag], stdin=subprocess.DEVNULL if idle else subprocess.PIPE,
+                         start_new_session=True)
     deadline = time.monotonic() + 10
     while not _alive(f"sleep {tag}") and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -48,22 +50,12 @@ def test_closed_pipe_kills_the_child() -> None:
     assert _gone(tag)
 
 
-def _start_idle(tag: str, stamp: Path, seconds: float) -> subprocess.Popen[bytes]:
-    r = subprocess.Popen([sys.executable, "-m", "ktlskit.guest.reaper", "--idle", str(stamp),
-                          str(seconds), "--", "sleep", tag],
-                         stdin=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 10
-    while not _alive(f"sleep {tag}") and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return r
-
-
 def test_detached_guest_survives_its_owner_while_used(tmp_path: Path) -> None:
     """A warm guest's reaper ignores stdin; touching the stamp keeps it alive."""
     stamp = tmp_path / "used"
     stamp.touch()
     tag = "298.5"
-    r = _start_idle(tag, stamp, 2)
+    r = _start(tag, "--idle", str(stamp), "2")
     for _ in range(4):
         time.sleep(1)
         stamp.touch()
@@ -77,7 +69,7 @@ def test_detached_reaper_still_dies_with_a_signal(tmp_path: Path) -> None:
     stamp = tmp_path / "used"
     stamp.touch()
     tag = "297.5"
-    r = _start_idle(tag, stamp, 600)
+    r = _start(tag, "--idle", str(stamp), "600")
     r.send_signal(signal.SIGTERM)
     r.wait(timeout=10)
     assert _gone(tag)

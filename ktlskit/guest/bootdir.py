@@ -61,9 +61,9 @@ class BootDir:
             "PermitRootLogin prohibit-password",
             "PasswordAuthentication no",
             "KbdInteractiveAuthentication no",
-            # No PAM: its session modules (motd, systemd, env) cost time on every command
-            # under TCG and add nothing to a root key login in a throwaway guest.
-            "UsePAM no",
+            # PAM stays on: without it sshd refuses a root whose password is locked (the
+            # host's /etc/shadow, as the guest sees it), even for a key login.
+            "UsePAM yes",
             "PrintMotd no",
             "PrintLastLog no",
             "StrictModes no",

@@ -7,6 +7,7 @@ import os
 import subprocess
 import time
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -57,11 +58,19 @@ def make_env() -> dict[str, str]:
     }
 
 
+GCC_VARS = ("CC=ccache gcc", "HOSTCC=ccache gcc")
+
+
 def make(tree: Path, build_dir: Path, targets: list[str], *, what: str,
-         timeout: float = BUILD_TIMEOUT) -> None:
-    """Run make with progress lines every 15 s; raise BuildError with the tail on failure."""
+         timeout: float = BUILD_TIMEOUT, make_vars: Sequence[str] = GCC_VARS,
+         on_line: Callable[[str], None] | None = None) -> None:
+    """Run make with progress lines every 15 s; raise BuildError with the tail on failure.
+
+    ``make_vars`` picks the toolchain (default: gcc through ccache); ``on_line``
+    sees every line of output (stdout and stderr together).
+    """
     argv = ["make", "-C", str(tree), f"O={build_dir}", f"-j{os.cpu_count() or 1}",
-            "CC=ccache gcc", "HOSTCC=ccache gcc", *targets]
+            *make_vars, *targets]
     tail: deque[str] = deque(maxlen=40)
     compiled = 0
     start = last = time.monotonic()
@@ -71,6 +80,8 @@ def make(tree: Path, build_dir: Path, targets: list[str], *, what: str,
         try:
             for line in proc.stdout:
                 tail.append(line.rstrip())
+                if on_line is not None:
+                    on_line(line.rstrip("\n"))
                 if line.lstrip().startswith(("CC ", "AS ", "LD ")):
                     compiled += 1
                 now = time.monotonic()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,14 +81,20 @@ def fragments_digest(frags: list[Path]) -> str:
     return h.hexdigest()[:16]
 
 
-def configure(tree: Path, build_dir: Path, frags: list[Path]) -> None:
-    """Write ``build_dir/.config``; skipped when the fragments did not change."""
+def configure(tree: Path, build_dir: Path, frags: list[Path],
+              make_vars: Sequence[str] = ()) -> None:
+    """Write ``build_dir/.config``; skipped when the fragments did not change.
+
+    ``make_vars`` (e.g. ``LLVM=-19``) select the toolchain the config is made for.
+    """
     stamp = build_dir / ".ktlskit-kconfig"
     digest = fragments_digest(frags)
+    if make_vars:
+        digest += "+" + hashlib.sha256("\0".join(make_vars).encode()).hexdigest()[:16]
     if (build_dir / ".config").is_file() and stamp.is_file() and stamp.read_text() == digest:
         return
     build_dir.mkdir(parents=True, exist_ok=True)
-    make = ["make", "-C", tree, f"O={build_dir}", "-s"]
+    make = ["make", "-C", tree, f"O={build_dir}", "-s", *make_vars]
     cmd([*make, "tinyconfig"], timeout=600)
     requested: dict[str, str] = {}
     with (build_dir / ".config").open("a") as cfg:
