@@ -67,6 +67,13 @@ def _copy_to(host: Host, inst: Path, dest: str) -> None:
 
 def run_on_machines(kbuild: BuildResult, name: str, env: NetEnv,
                     timeout: float = 3600) -> KselftestRun:
+    """Reach the machines the env names, then ``run_on`` them."""
+    with link.machines(env) as (dut, remote):
+        return run_on(kbuild, name, env, dut, remote, timeout)
+
+
+def run_on(kbuild: BuildResult, name: str, env: NetEnv, dut: Host, remote: Host,
+           timeout: float = 3600) -> KselftestRun:
     target, test = split_name(name)
     if test is not None and (kbuild.tree / "tools/testing/selftests" / name).is_dir():
         target, test = name, None
@@ -76,7 +83,7 @@ def run_on_machines(kbuild: BuildResult, name: str, env: NetEnv,
         raise KselftestError(f"{name}: not a test of the installed {target} target "
                              f"(see {inst / 'kselftest-list.txt'})")
     select = ["-t", f"{target}:{test}"] if test else ["-c", target]
-    with link.machines(env) as (dut, remote), link.prepared(env, dut, remote):
+    with link.prepared(env, dut, remote):
         dest = f"{dut.tmpdir}/kselftest"
         with step(f"copying {target} to {dut.name}"):
             _copy_to(dut, inst, dest)

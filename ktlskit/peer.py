@@ -399,7 +399,8 @@ def connect(addr: str, port: int, timeout: float) -> socket.socket:
 
 def run_peer(role: str, addr: str, port: int, keys_file: str, nbytes: int,
              rekey_every: int = 0, rekey_dirs: str = "tx", control: str = "",
-             peer_control: str = "", timeout: float = 60, pause_at: int = -1) -> Result:
+             peer_control: str = "", connect_timeout: float = 60, pause_at: int = -1
+             ) -> Result:
     """One end of the stream (``role`` server or client), start to finish: its Result.
 
     A setup failure (no connection, the kernel refusing the keys) is a Result with the error,
@@ -413,7 +414,7 @@ def run_peer(role: str, addr: str, port: int, keys_file: str, nbytes: int,
     opts = Options(role, keys, nbytes, rekey_every, rekey_dirs, control, peer_control,
                    pause_at)
     try:
-        sock = (accept_one if role == "server" else connect)(addr, port, timeout)
+        sock = (accept_one if role == "server" else connect)(addr, port, connect_timeout)
         peer = Peer(sock, opts)
         peer.install()
     except KtlskitError as exc:

@@ -304,7 +304,7 @@ def _peer_kwargs(spec: ScenarioSpec, wiring: Wiring, role: str,
         "keys_file": f"{end.host.tmpdir}/keys.json", "nbytes": spec.nbytes,
         "rekey_every": rekey_every, "rekey_dirs": "tx", "control": ctl[role],
         # "rx" (ask the other end to rekey) reaches it only on the same machine
-        "peer_control": ctl[other] if same_host else "", "timeout": 60}
+        "peer_control": ctl[other] if same_host else "", "connect_timeout": 60}
     if role == "client" and spec.extra_rekey:
         kw["pause_at"] = max(1, len(frames(b"", spec.nbytes)) // 2)
     return kw

@@ -43,3 +43,22 @@ def test_no_python_is_named() -> None:
 
     with pytest.raises(deploy.DeployError, match=r"no Python >= 3\.11 on PATH"):
         deploy.find_python(NoPython())
+
+
+LOCAL = "cpython-311-x86_64-linux-gnu"
+
+
+def test_same_abi_gets_everything_even_what_it_has() -> None:
+    # Debian's python3-cffi-backend without python3-cffi: cffi from here would load the
+    # remote's backend of another version and refuse to start; so everything is sent
+    py = deploy.RemotePython("python3", (3, 11), LOCAL, ("_cffi_backend",))
+    assert deploy.to_send(py, LOCAL, "dut") == ["ktlskit", *deploy.REMOTE_DEPS]
+
+
+def test_another_abi_uses_its_own_compiled_packages() -> None:
+    py = deploy.RemotePython("python3", (3, 12), "cpython-312-aarch64-linux-gnu",
+                             ("cffi", "_cffi_backend", "cryptography"))
+    assert deploy.to_send(py, LOCAL, "dut") == ["ktlskit", "pycparser", "pyroute2"]
+    lacking = deploy.RemotePython("python3", (3, 12), "cpython-312-aarch64-linux-gnu", ())
+    with pytest.raises(deploy.DeployError, match="lacks cffi, _cffi_backend, cryptography"):
+        deploy.to_send(lacking, LOCAL, "dut")

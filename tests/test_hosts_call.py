@@ -72,3 +72,8 @@ def test_encode_decode_round_trip() -> None:
     assert decode(Topology, encode(topo)) == topo
     assert decode(tuple[int, ...], [1, 2]) == (1, 2)
     assert decode(Topology | None, None) is None
+
+
+def test_a_function_cannot_shadow_the_seams_own_options(host: LocalHost) -> None:
+    with pytest.raises(CallError, match="parameter named timeout"):
+        call(host, peer.accept_one, "127.0.0.1", 0)

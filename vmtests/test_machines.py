@@ -17,8 +17,9 @@ from dataclasses import replace
 
 import pytest
 
-from ktlskit import link, paths, scenario
+from ktlskit import kselftest_env, link, paths, scenario
 from ktlskit.hosts import Host, HostSplatError
+from ktlskit.kernel.build import BuildResult
 from ktlskit.pytest_plugin import Machines
 
 NBYTES = 256 << 10
@@ -143,3 +144,14 @@ def test_ktlskit_run_with_the_env_file(machines: Machines, tmp_path: object) -> 
     assert out["verdict"] == "pass"
     assert len(out["counters_by_host"]) == (1 if machines.remote is machines.dut else 2)
     assert out["rekeys"]["tx"] > 0 and out["counters"]["TlsTxRekeyOk"] == out["rekeys"]["tx"]
+
+
+def test_a_drivers_net_selftest_against_the_machines(machines: Machines,
+                                                       kernel_build: BuildResult) -> None:
+    """``ktlskit kselftest drivers/net/ping.py --env FILE``: the kernel's own test, on the DUT
+    with net.config beside it, reaching the remote by itself (ssh REMOTE_ARGS)."""
+    run = kselftest_env.run_on(kernel_build, "drivers/net/ping.py", machines.env,
+                               machines.dut, machines.remote, timeout=900)
+    leaves = {r.name: r.status for r in run.report.leaf_results()}
+    assert leaves.get("ping.test_v4") == "pass", run.output[-3000:]
+    assert not [n for n, s in leaves.items() if s in ("fail", "error")], run.output[-3000:]

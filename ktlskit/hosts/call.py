@@ -92,6 +92,14 @@ def decode(hint: Any, value: Any) -> Any:
     return value
 
 
+def _check_kwargs(fn: Callable[..., object], kwargs: dict[str, object]) -> None:
+    """``netns`` and ``timeout`` are the seam's own: a function cannot take them by name."""
+    clash = {"netns", "timeout"} & set(inspect.signature(fn).parameters)
+    if clash:
+        raise CallError(f"{fn.__qualname__} has a parameter named {', '.join(sorted(clash))}, "
+                        "which call()/start() keep for themselves: rename it")
+
+
 def _qualified(fn: Callable[..., object]) -> str:
     name = f"{fn.__module__}:{fn.__qualname__}"
     if not fn.__module__.startswith("ktlskit.") or "<" in fn.__qualname__:
@@ -114,6 +122,7 @@ def _resolve(name: str) -> Callable[..., object]:
 def command(host: Host, fn: Callable[..., object], args: Sequence[object] = (),
             kwargs: dict[str, object] | None = None, netns: str = "") -> str:
     """The shell command that runs ``fn(*args, **kwargs)`` on ``host`` (in ``netns``)."""
+    _check_kwargs(fn, kwargs or {})
     request = json.dumps({"fn": _qualified(fn), "args": encode(list(args)),
                           "kwargs": encode(kwargs or {})})
     line = f"{shlex.quote(host.python)} -m ktlskit.hosts.call {shlex.quote(request)}"

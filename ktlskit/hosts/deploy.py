@@ -1,12 +1,14 @@
 """What a remote machine needs to run ktlskit's peers, put into a temporary directory there.
 
 The bundle is this ktlskit package and the Python packages its peers import (cffi,
-cryptography, pyroute2, ...), as a tar.gz cached per content in ``CACHE/deploy``. On the
-remote, a package its Python already has is used as it is; a missing pure-Python one is
-unpacked from the bundle; a missing compiled one only when the remote Python has the same
-ABI as this one. Otherwise, and without Python >= 3.11, kTLS in the kernel or the tools the
-peers use, the error names what is missing before anything runs. ``DIR/python`` then starts
-the remote Python with the deployed packages first on its path.
+cryptography, pyroute2, ...), as a tar.gz cached per content in ``CACHE/deploy``. When the
+remote Python has this one's ABI, all of them are unpacked there and come first on its path
+(the versions ktlskit was tested with; a remote's own cffi package next to another version
+of its compiled backend does not load). Otherwise the compiled ones (cffi with its backend,
+cryptography) must be the remote's own and only the missing pure-Python ones are sent.
+Without them, Python >= 3.11, kTLS in the kernel or the tools the peers use, the error names
+what is missing before anything runs. ``DIR/python`` starts the remote Python with the
+deployed packages first on its path.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from .host import Host, HostError
 
 #: What ktlskit's peer-side modules import beyond the standard library.
 REMOTE_DEPS = ("cffi", "_cffi_backend", "pycparser", "cryptography", "pyroute2")
+#: Compiled, or tied to a compiled module's version: only for a Python with this ABI.
+ABI_BOUND = ("cffi", "_cffi_backend", "cryptography")
 MIN_PYTHON = (3, 11)
 TOOLS = ("ip", "ss", "ethtool", "timeout", "tar", "awk", "dd")
 PYTHONS = ("python3", "python3.14", "python3.13", "python3.12", "python3.11")
@@ -46,30 +50,26 @@ class RemotePython:
     have: tuple[str, ...]
 
 
-def _origin(module: str) -> tuple[Path, bool]:
-    """(file or package directory, compiled?) of an importable module here."""
+def _origin(module: str) -> Path:
+    """The file or package directory of an importable module here."""
     spec = importlib.util.find_spec(module)
     if spec is None or spec.origin is None:
         raise DeployError(f"{module} is not installed here: run ./setup.sh")
     if spec.submodule_search_locations:
-        where = Path(next(iter(spec.submodule_search_locations)))
-        return where, any(where.rglob("*.so"))
-    return Path(spec.origin), spec.origin.endswith(".so")
+        return Path(next(iter(spec.submodule_search_locations)))
+    return Path(spec.origin)
 
 
-def _members() -> dict[str, tuple[Path, bool]]:
+def _members() -> dict[str, Path]:
     import ktlskit
 
-    out = {"ktlskit": (Path(ktlskit.__file__).parent, False)}
-    for m in REMOTE_DEPS:
-        out[m] = _origin(m)
-    return out
+    return {"ktlskit": Path(ktlskit.__file__).parent, **{m: _origin(m) for m in REMOTE_DEPS}}
 
 
 def bundle() -> Path:
     """The tar.gz of ktlskit and its peer-side dependencies (built once per content)."""
     members = _members()
-    files = sorted((name, f) for name, (root, _) in members.items()
+    files = sorted((name, f) for name, root in members.items()
                    for f in ([root] if root.is_file() else root.rglob("*"))
                    if f.is_file() and "__pycache__" not in f.parts)
     h = hashlib.sha256()
@@ -82,7 +82,7 @@ def bundle() -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".part")
     with tarfile.open(tmp, "w:gz", compresslevel=6) as tar:
-        for root, _ in members.values():
+        for root in members.values():
             tar.add(root, arcname=root.name,
                     filter=lambda ti: None if "__pycache__" in ti.name else ti)
     tmp.rename(out)
@@ -120,25 +120,31 @@ def _check_tools(host: Host) -> None:
                           "need iproute2, ethtool, coreutils, tar, awk)")
 
 
+def to_send(py: RemotePython, local_soabi: str, where: str) -> list[str]:
+    """What of ktlskit and its dependencies the remote Python needs sent."""
+    if py.soabi == local_soabi:
+        return ["ktlskit", *REMOTE_DEPS]
+    lacking = [m for m in ABI_BOUND if m not in py.have]
+    if lacking:
+        raise DeployError(
+            f"{where}: its {py.path} ({'.'.join(map(str, py.version))}, {py.soabi}) lacks "
+            f"{', '.join(lacking)}, and the copies here are built for {local_soabi}: install "
+            "them there (pip install cffi cryptography, or the distribution's python3-cffi "
+            "and python3-cryptography)")
+    return ["ktlskit", *(m for m in REMOTE_DEPS if m not in py.have and m not in ABI_BOUND)]
+
+
 def deploy(host: Host, directory: str) -> str:
     """Put ktlskit into ``directory`` on ``host``; the path of the Python to run it with."""
     _check_tools(host)
     py = find_python(host)
     members = _members()
-    local_soabi = sysconfig.get_config_var("SOABI")
-    need = [m for m in members if m == "ktlskit" or m not in py.have]
-    compiled = [m for m in need if members[m][1]]
-    if compiled and py.soabi != local_soabi:
-        raise DeployError(
-            f"{host.name}: its {py.path} ({'.'.join(map(str, py.version))}, {py.soabi}) lacks "
-            f"{', '.join(compiled)}, and the copies here are built for {local_soabi}: install "
-            f"them there (pip install {' '.join(sorted(set(compiled) - {'_cffi_backend'}))}, "
-            "or the distribution's python3-cffi / python3-cryptography)")
+    need = to_send(py, sysconfig.get_config_var("SOABI"), host.name)
     tarball = bundle()
     lib = f"{directory}/lib"
     host.run(f"mkdir -p {lib}", timeout=30)
     host.put(tarball, f"{directory}/ktlskit.tar.gz")
-    names = " ".join(shlex.quote(members[m][0].name) for m in need)
+    names = " ".join(shlex.quote(members[m].name) for m in need)
     host.run(f"tar -xzf {directory}/ktlskit.tar.gz -C {lib} {names} && "
              f"rm {directory}/ktlskit.tar.gz", timeout=300)
     wrapper = f"{directory}/python"
