@@ -1,19 +1,23 @@
-"""Guest side of ``ktlskit bench traffic``: software kTLS against userspace TLS.
+"""Guest side of ``ktlskit bench traffic``: software kTLS against userspace TLS, and the
+crypto limit both run against.
 
-``python -m ktlskit.trafficbench --bytes N --rekey-every R`` runs, on loopback in
-this kernel, three one-way transfers of N bytes, each after a real TLS 1.3 handshake
-by the stdlib ``ssl`` module (so all three use the cipher OpenSSL negotiates):
+``python -m ktlskit.trafficbench --bytes N --rekey-every R --rounds K`` runs, on loopback in
+this kernel, K rounds. Each round runs, in an order that rotates from round to round:
 
-* ``ssl``: the data goes through OpenSSL in user space (``SSLSocket``);
-* ``ktls``: the session is handed to kTLS and the kernel encrypts and decrypts;
-* ``ktls-rekey``: as ``ktls``, with a KeyUpdate every R records; the receiver
-  measures each stall (KeyUpdate record read -> next application data read, which
-  includes installing the next RX key).
+* three one-way transfers of N bytes (``ktlskit.benchstream``), each after a real TLS 1.3
+  handshake by the stdlib ``ssl`` module (so all use the suite OpenSSL negotiates):
+  ``ssl`` (OpenSSL in user space), ``ktls`` (the session handed to kTLS),
+  ``ktls-rekey`` (as ``ktls`` with a KeyUpdate every R records);
+* the crypto limit on 16 KiB records (``ktlskit.cryptolimit``): the kernel AEAD kTLS uses
+  (through AF_ALG), the kernel's library implementation (what kTLS would get without the
+  architecture AEAD driver), ``openssl speed -evp``, and the same with AES-NI/PCLMULQDQ
+  masked off;
+* the floor of a KeyUpdate stall: bare ``setsockopt(TLS_RX)`` installs of the next key on an
+  idle kTLS socket (the rekey path: a second TLS_RX on a TLS 1.3 socket).
 
-The sender is a forked child; the receiver verifies the SHA-256 of the whole stream
-against the expected digest, computed before the clock starts. Throughput is the
-receiver's first-byte-to-last-byte rate. The stdlib cannot send a KeyUpdate, so there is
-no userspace rekey figure. Prints one JSON object.
+Before the rounds it reports which kernel driver kTLS took for the negotiated cipher
+(``/proc/crypto`` refcnt) and which instructions OpenSSL detected (``openssl version -c``).
+Prints one JSON object with every round's raw figures; ``ktlskit.benchreport`` summarises.
 """
 
 from __future__ import annotations
@@ -23,204 +27,238 @@ import hashlib
 import json
 import os
 import socket
-import ssl
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import handshake
+from . import cryptolimit, handshake, uapi
+from .benchstream import (
+    RECORD,
+    TIMEOUT,
+    BenchError,
+    Transfer,
+    expected_digest,
+    progress,
+    receive_ktls,
+    receive_plain,
+    round_order,
+    run_forked,
+    send_all,
+    verify,
+)
 from .certs import self_signed_pem
 from .errors import KtlskitError
-from .ksocket import KtlsSocket
-from .records import ContentType
+from .keyschedule import DirectionState
+from .ksocket import Direction, KtlsSocket
 
-RECORD = 16384
-TIMEOUT = 120.0
 MODES = ("ssl", "ktls", "ktls-rekey")
+LIMITS = ("kernel", "kernel-lib", "openssl", "openssl-no-aesni")
+TLS13_AAD = 5
+
+__all__ = ["MODES", "BenchError", "Transfer", "main", "run", "transfer"]
 
 
-class BenchError(KtlskitError):
-    """A benchmark transfer failed (short or corrupted stream, child error)."""
-
-
-@dataclass
-class Transfer:
-    mode: str
-    cipher: str = ""
-    nbytes: int = 0
-    seconds: float = 0.0
-    mbytes_per_s: float = 0.0
-    rekeys: int = 0
-    stalls_ms: list[float] = field(default_factory=list)
-    verified: bool = False
-
-    def stall_summary(self) -> dict[str, float]:
-        s = self.stalls_ms
-        if not s:
-            return {}
-        return {"mean": round(statistics.fmean(s), 3), "median": round(statistics.median(s), 3),
-                "max": round(max(s), 3)}
-
-
-def stream_block() -> bytes:
-    """One record's worth of incompressible data, sent repeatedly."""
-    return hashlib.shake_128(b"ktlskit-bench").digest(RECORD)
-
-
-def expected_digest(nbytes: int) -> str:
-    block = stream_block()
-    h = hashlib.sha256()
-    full, tail = divmod(nbytes, RECORD)
-    for _ in range(full):
-        h.update(block)
-    h.update(block[:tail])
-    return h.hexdigest()
-
-
-# ---- sender (forked child) ------------------------------------------------------------
+# ---- transfers --------------------------------------------------------------------------------
 
 def _sender(port: int, mode: str, nbytes: int, rekey_every: int) -> None:
     sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
     ctx = handshake.make_client_context(verify=False)
-    block = stream_block()
     if mode == "ssl":
         conn = ctx.wrap_socket(sock)
-        _send_all(conn.sendall, block, nbytes, None)
+        send_all(conn.sendall, nbytes)
         conn.close()  # nothing is left unread on our side, so this is a clean FIN
         return
     ks = handshake.handoff_client(sock, ctx, timeout=TIMEOUT).to_ktls(auto_key_update=False)
     rekey = (lambda: ks.send_key_update(False)) if mode == "ktls-rekey" else None
-    _send_all(ks.send, block, nbytes, rekey, rekey_every)
+    send_all(ks.send, nbytes, rekey, rekey_every)
     ks.close()
 
 
-def _send_all(send: Callable[[bytes], object], block: bytes, nbytes: int,
-              rekey: Callable[[], object] | None, every: int = 0) -> None:
-    left, records = nbytes, 0
-    while left:
-        n = min(left, RECORD)
-        send(block[:n])
-        left -= n
-        records += 1
-        if rekey and every and records % every == 0 and left:
-            rekey()
-
-
-# ---- receiver ---------------------------------------------------------------------------
-
-def _receive_ssl(conn: ssl.SSLSocket, res: Transfer, h: hashlib._Hash) -> None:
-    start = None
-    while True:
-        data = conn.recv(1 << 20)
-        if not data:
-            break
-        start = start or time.monotonic()
-        h.update(data)
-        res.nbytes += len(data)
-    res.seconds = time.monotonic() - start if start else 0.0
-
-
-def _receive_ktls(ks: KtlsSocket, res: Transfer, h: hashlib._Hash) -> None:
-    start = None
-    ku_at: float | None = None
-    while True:
-        ctype, data = ks.recv_record(RECORD + 256, auto_key_update=False)
-        now = time.monotonic()
-        if ctype == ContentType.HANDSHAKE:
-            ku_at = now
-            if ks.handle_key_update(data, answer=False):
-                res.rekeys += 1
-            continue
-        if ctype != ContentType.APPLICATION_DATA:
-            if not data:
-                break
-            raise BenchError(f"unexpected record type {ctype}")
-        start = start or now
-        if ku_at is not None:
-            res.stalls_ms.append(round((now - ku_at) * 1000, 3))
-            ku_at = None
-        h.update(data)
-        res.nbytes += len(data)
-    res.seconds = time.monotonic() - start if start else 0.0
-
-
-def transfer(mode: str, nbytes: int, rekey_every: int, cert: Path) -> Transfer:
-    if mode not in MODES:
-        raise BenchError(f"unknown mode {mode!r}: {', '.join(MODES)}")
-    want = expected_digest(nbytes)
-    res = Transfer(mode)
-    h = hashlib.sha256()
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        listener.settimeout(TIMEOUT)
-        pid = os.fork()
-        if pid == 0:
-            code = 0
-            try:
-                _sender(listener.getsockname()[1], mode, nbytes, rekey_every)
-            except BaseException as exc:  # the child must never return into the caller
-                print(f"sender: {type(exc).__name__}: {exc}", file=sys.stderr)
-                code = 1
-            os._exit(code)
-        sock, _ = listener.accept()
+def _receiver(listener: socket.socket, mode: str, cert: Path, h: hashlib._Hash) -> Transfer:
+    sock, _ = listener.accept()
     sock.settimeout(TIMEOUT)
+    res = Transfer(mode)
     try:
         ctx = handshake.make_server_context(str(cert))
         if mode == "ssl":
             conn = ctx.wrap_socket(sock, server_side=True)
             res.cipher = (conn.cipher() or ("?",))[0]
-            _receive_ssl(conn, res, h)
+            receive_plain(conn.recv, res, h)
         else:
             hand = handshake.handoff_server(sock, ctx, timeout=TIMEOUT)
             res.cipher = hand.cipher.name
-            ks = hand.to_ktls(auto_key_update=False)
-            _receive_ktls(ks, res, h)
+            receive_ktls(hand.to_ktls(auto_key_update=False), res, h)
     finally:
-        _, status = os.waitpid(pid, 0)
         sock.close()
-    if status != 0:
-        raise BenchError(f"{mode}: the sending child failed (status {status:#x})")
-    res.verified = res.nbytes == nbytes and h.hexdigest() == want
-    if not res.verified:
-        raise BenchError(f"{mode}: received {res.nbytes} of {nbytes} bytes, or the stream's "
-                         "SHA-256 differs: data lost or corrupted")
-    res.seconds = round(res.seconds, 4)
-    res.mbytes_per_s = round(nbytes / res.seconds / 1e6, 2) if res.seconds else 0.0
     return res
 
 
-def run(nbytes: int, rekey_every: int, repeat: int) -> dict[str, object]:
+def transfer(mode: str, nbytes: int, rekey_every: int, cert: Path) -> Transfer:
+    """One verified transfer of ``nbytes`` in ``mode`` over loopback."""
+    if mode not in MODES:
+        raise BenchError(f"unknown mode {mode!r}: {', '.join(MODES)}")
+    want = expected_digest(nbytes)
+    h = hashlib.sha256()
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(TIMEOUT)
+        port = listener.getsockname()[1]
+        res = run_forked(lambda: _sender(port, mode, nbytes, rekey_every),
+                         lambda: _receiver(listener, mode, cert, h),
+                         timeout=TIMEOUT + nbytes / 1e5)
+    return verify(res, nbytes, h, want)
+
+
+# ---- kTLS sockets without a handshake (key install floor, driver in use) ----------------------
+
+def _ktls_pair(cipher: str) -> tuple[KtlsSocket, KtlsSocket, DirectionState]:
+    """A loopback TCP pair, client TX and server RX under fresh TLS 1.3 keys of ``cipher``."""
+    from .ciphers import lookup
+
+    spec = lookup(cipher)
+    state = DirectionState.from_tls13_secret(spec, os.urandom(spec.hash_len))
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(TIMEOUT)
+        c = socket.create_connection(listener.getsockname()[:2], timeout=TIMEOUT)
+        s, _ = listener.accept()
+    s.settimeout(TIMEOUT)
+    client, server = KtlsSocket(c, auto_key_update=False), KtlsSocket(s, auto_key_update=False)
+    for ks in (client, server):
+        ks.attach_ulp()
+    client.install(Direction.TX, state)
+    server.install(Direction.RX, state)
+    return client, server, state
+
+
+def key_install_times(cipher: str, count: int) -> dict[str, list[float]]:
+    """Microseconds of ``count`` bare ``setsockopt(SOL_TLS, TLS_RX)`` rekeys on an idle kTLS
+    socket (``install``) and of deriving each next key in user space (``derive``: next
+    traffic secret, key and IV, as the peers do on every KeyUpdate), timed separately."""
+    client, server, state = _ktls_pair(cipher)
+    out: dict[str, list[float]] = {"install": [], "derive": []}
+    try:
+        for _ in range(count):
+            t0 = time.perf_counter()
+            state = state.next()
+            info = state.crypto_info().pack()
+            t1 = time.perf_counter()
+            server.sock.setsockopt(uapi.SOL_TLS, uapi.TLS_RX, info)
+            t2 = time.perf_counter()
+            out["derive"].append(round((t1 - t0) * 1e6, 2))
+            out["install"].append(round((t2 - t1) * 1e6, 2))
+    finally:
+        client.close()
+        server.close()
+    return out
+
+
+def negotiated_cipher(cert: Path) -> str:
+    """The kTLS cipher of the suite OpenSSL negotiates here (one loopback handshake)."""
+    return transfer("ktls", 1, 0, cert).cipher
+
+
+def ktls_driver(cipher: str) -> dict[str, object]:
+    def open_pair() -> Callable[[], None]:
+        c, s, _ = _ktls_pair(cipher)
+        return lambda: (c.close(), s.close())  # type: ignore[func-returns-value]
+    return cryptolimit.ktls_driver(cipher, open_pair)
+
+
+# ---- the crypto limit -------------------------------------------------------------------------
+
+def limit(name: str, cipher: str, seconds: int) -> dict[str, object]:
+    """One crypto-limit measurement on a TLS 1.3 record (16 KiB + the inner type byte for the
+    kernel, 16 KiB for ``openssl speed``)."""
+    kname = cryptolimit.KERNEL_AEAD[cipher]
+    key = cryptolimit.KEY_SIZE[cipher]
+    if name == "kernel":
+        rate = cryptolimit.afalg_rate(kname, key, RECORD + 1, TLS13_AAD, seconds)
+    elif name == "kernel-lib":
+        lib = cryptolimit.KERNEL_LIB.get(kname)
+        if lib is None:
+            return {"unavailable": f"no library implementation known for {kname}"}
+        rate = cryptolimit.afalg_rate(lib, key, RECORD + 1, TLS13_AAD, seconds)
+    else:
+        rate = cryptolimit.openssl_rate(cipher, RECORD, seconds,
+                                        no_aesni=name == "openssl-no-aesni")
+    return rate.to_json()
+
+
+# ---- rounds -----------------------------------------------------------------------------------
+
+def one_round(index: int, cipher: str, cert: Path, args: argparse.Namespace) -> dict[str, object]:
+    tasks: dict[str, Callable[[], object]] = {
+        m: (lambda m=m: transfer(m, args.bytes, args.rekey_every, cert).to_json())
+        for m in MODES}
+    tasks.update({f"limit:{n}": (lambda n=n: limit(n, cipher, args.crypto_seconds))
+                  for n in LIMITS})
+    tasks["key-install"] = lambda: key_install_times(cipher, args.installs)
+    order = round_order(list(tasks), index)
+    out: dict[str, object] = {"order": order, "transfers": {}, "limits": {}}
+    for name in order:
+        value = tasks[name]()
+        if name.startswith("limit:"):
+            out["limits"][name[6:]] = value  # type: ignore[index]
+        elif name == "key-install":
+            out["key_install_us"] = value["install"]  # type: ignore[index]
+            out["key_derive_us"] = value["derive"]  # type: ignore[index]
+        else:
+            out["transfers"][name] = value  # type: ignore[index]
+        progress(f"round {index + 1}/{args.rounds}: {name}: {_brief(value)}")
+    return out
+
+
+def _brief(value: object) -> str:
+    if isinstance(value, dict) and "mbytes_per_s" in value:
+        return f"{value['mbytes_per_s']} MB/s"
+    if isinstance(value, dict) and "unavailable" in value:
+        return str(value["unavailable"])
+    if isinstance(value, dict) and "install" in value:
+        return (f"median {statistics.median(value['install'])} us install, "
+                f"{statistics.median(value['derive'])} us derivation")
+    return "?"
+
+
+def run(args: argparse.Namespace) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as d:
         cert = self_signed_pem(Path(d))
-        runs = [transfer(m, nbytes, rekey_every, cert) for _ in range(repeat) for m in MODES]
-    best = {m: max((r for r in runs if r.mode == m), key=lambda r: r.mbytes_per_s)
-            for m in MODES}
-    ssl_rate = best["ssl"].mbytes_per_s
-    return {
-        "kernel": os.uname().release,
-        "bytes": nbytes, "rekey_every": rekey_every, "repeat": repeat,
-        "cipher": best["ktls"].cipher,
-        "best": {m: {**asdict(r), "stall_ms": r.stall_summary()} for m, r in best.items()},
-        "ratio_ktls_vs_ssl": round(best["ktls"].mbytes_per_s / ssl_rate, 3) if ssl_rate else 0,
-        "ratio_rekey_vs_ktls": round(best["ktls-rekey"].mbytes_per_s
-                                     / best["ktls"].mbytes_per_s, 3)
-        if best["ktls"].mbytes_per_s else 0,
-    }
+        cipher = negotiated_cipher(cert)
+        progress(f"negotiated {cipher}; finding the kernel driver kTLS uses")
+        out: dict[str, object] = {
+            "kernel": os.uname().release, "bytes": args.bytes, "rekey_every": args.rekey_every,
+            "rounds": args.rounds, "cipher": cipher, "record": RECORD,
+            "crypto_seconds": args.crypto_seconds, "cpu": cryptolimit.cpu_info(),
+            "kernel_aead": ktls_driver(cipher), "openssl": cryptolimit.openssl_caps(),
+        }
+        out["round_data"] = [one_round(i, cipher, cert, args) for i in range(args.rounds)]
+    return out
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m ktlskit.trafficbench")
+    p.add_argument("--bytes", type=int, default=32 << 20, help="bytes per transfer")
+    p.add_argument("--rekey-every", type=int, default=64, help="records between KeyUpdates")
+    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
+    p.add_argument("--crypto-seconds", type=int, default=1,
+                   help="seconds per crypto-limit measurement")
+    p.add_argument("--installs", type=int, default=64, help="key installs timed per round")
+    return p
+
+
+def check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    for name in ("bytes", "rekey_every", "rounds", "crypto_seconds", "installs"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be positive")
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m ktlskit.trafficbench")
-    p.add_argument("--bytes", type=int, default=32 << 20)
-    p.add_argument("--rekey-every", type=int, default=64, help="records between KeyUpdates")
-    p.add_argument("--repeat", type=int, default=3, help="runs per mode; the best is kept")
+    p = parser()
     args = p.parse_args(argv)
-    if args.bytes < 1 or args.rekey_every < 1 or args.repeat < 1:
-        p.error("--bytes, --rekey-every and --repeat must be positive")
+    check_args(p, args)
     try:
-        out = run(args.bytes, args.rekey_every, args.repeat)
+        out = run(args)
     except KtlskitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

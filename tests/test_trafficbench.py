@@ -1,29 +1,89 @@
-"""The traffic benchmark's own machinery: stream, digest, the userspace (ssl) transfer.
+"""The benchmarks' own machinery on the host: stream, digest, rounds, the userspace transfer.
 
-kTLS transfers need a kTLS kernel; vmtests/test_bench_traffic.py runs them in a guest.
+kTLS transfers, AF_ALG and the offload modes need a kTLS kernel; vmtests/test_bench.py runs
+them in a guest.
 """
 
 import hashlib
+import socket
+import threading
 from pathlib import Path
 
 import pytest
 
-from ktlskit import trafficbench
+from ktlskit import benchstream, offloadbench, trafficbench
 from ktlskit.certs import self_signed_pem
 
 
 def test_expected_digest_matches_the_stream_the_sender_writes() -> None:
-    block = trafficbench.stream_block()
-    n = 3 * trafficbench.RECORD + 100
-    assert trafficbench.expected_digest(n) == hashlib.sha256(block * 3 + block[:100]).hexdigest()
+    block = benchstream.stream_block()
+    n = 3 * benchstream.RECORD + 100
+    assert benchstream.expected_digest(n) == hashlib.sha256(block * 3 + block[:100]).hexdigest()
+
+
+def test_send_all_sends_records_and_rekeys_between_them() -> None:
+    sent: list[int] = []
+    rekeys: list[int] = []
+    n = benchstream.send_all(lambda b: sent.append(len(b)), 5 * benchstream.RECORD + 1,
+                             lambda: rekeys.append(len(sent)), 2)
+    assert sent == [benchstream.RECORD] * 5 + [1]
+    assert rekeys == [2, 4] and n == 2  # none after the last record
 
 
 def test_ssl_transfer_is_verified_end_to_end(tmp_path: Path) -> None:
     res = trafficbench.transfer("ssl", (1 << 20) + 7, 0, self_signed_pem(tmp_path))
     assert res.verified and res.nbytes == (1 << 20) + 7
     assert res.cipher.startswith("TLS_") and res.rekeys == 0 and res.mbytes_per_s > 0
+    assert res.samples[0] == (0.0, 0) and res.samples[-1][1] == res.nbytes
+    assert [b for _, b in res.samples] == sorted(b for _, b in res.samples)
+
+
+def test_receive_plain_samples_and_detects_a_short_stream() -> None:
+    a, b = socket.socketpair()
+    data = benchstream.stream_block() * 40
+    t = threading.Thread(target=lambda: (a.sendall(data[:-1]), a.close()))
+    t.start()
+    res = benchstream.Transfer("plain")
+    h = hashlib.sha256()
+    benchstream.receive_plain(b.recv, res, h)
+    t.join()
+    b.close()
+    assert res.nbytes == len(data) - 1
+    # how many samples depends on how much each recv() returned; the last is the total
+    assert res.samples[0] == (0.0, 0) and res.samples[-1][1] == res.nbytes
+    with pytest.raises(benchstream.BenchError, match="data lost or corrupted"):
+        benchstream.verify(res, len(data), h, benchstream.expected_digest(len(data)))
+
+
+def test_a_failing_sender_fails_the_transfer() -> None:
+    def sender() -> None:
+        raise RuntimeError("boom")
+
+    with pytest.raises(benchstream.BenchError, match="sending child failed"):
+        benchstream.run_forked(sender, lambda: benchstream.Transfer("x"), timeout=30)
 
 
 def test_unknown_mode_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(trafficbench.BenchError, match="unknown mode"):
+    with pytest.raises(benchstream.BenchError, match="unknown mode"):
         trafficbench.transfer("quic", 100, 0, tmp_path / "none.pem")
+
+
+def test_rounds_rotate_so_no_mode_is_always_first() -> None:
+    names = ["ssl", "ktls", "ktls-rekey"]
+    orders = [benchstream.round_order(names, i) for i in range(3)]
+    assert [o[0] for o in orders] == names
+    assert all(sorted(o) == sorted(names) for o in orders)
+
+
+def test_offload_modes_and_their_names() -> None:
+    names = [m.name for m in offloadbench.modes(["1.2", "1.3"])]
+    assert names == ["tls1.2-offload", "tls1.2-software", "tls1.3-offload", "tls1.3-software"]
+    with_rekey = [m.name for m in offloadbench.modes(["1.2", "1.3"], 16)]
+    assert with_rekey[-2:] == ["tls1.3-offload+rekey/16", "tls1.3-software+rekey/16"]
+    assert [m.name for m in offloadbench.modes(["1.2"], 16)] == names[:2]  # 1.2 has no rekey
+    assert offloadbench.overhead("1.2") == 29 and offloadbench.overhead("1.3") == 22
+
+
+def test_traffic_arguments_are_checked_before_any_work() -> None:
+    with pytest.raises(SystemExit):
+        trafficbench.main(["--rounds", "0"])

@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
 
-from .. import bench_pipeline, table
+from .. import bench_pipeline, benchplot, benchreport, offloadreport, table
+from ..benchstream import BenchError
 from ..guest import Guest
 from ..pipeline import ensure_kernel
-from .common import add_guest_options, add_kernel_options, guest_config, kernel_options, print_json
+from ..progress import say
+from .common import (
+    add_guest_options,
+    add_kernel_options,
+    guest_config,
+    kernel_options,
+    print_json,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,54 +36,184 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rounds", type=int, default=3,
                    help="interleaved exec / raw vng rounds for the boot ratio (default 3)")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--out", type=Path, default=Path("results"), metavar="DIR",
+                   help="where bench-pipeline.json and bench-pipeline.png go (default results/)")
     add_guest_options(p)
     p.set_defaults(func=cmd_pipeline)
-    t = bsub.add_parser("traffic", help="software kTLS vs userspace TLS (stdlib ssl) in a guest")
+
+    t = bsub.add_parser("traffic", help="software kTLS vs userspace TLS (stdlib ssl) against "
+                                        "the crypto limit, in a guest")
     t.add_argument("--bytes", type=int, default=32 << 20, help="bytes per transfer")
     t.add_argument("--rekey-every", type=int, default=64, help="records between KeyUpdates")
-    t.add_argument("--repeat", type=int, default=3, help="runs per mode; the best counts")
-    t.add_argument("--json", action="store_true")
+    t.add_argument("--rounds", "--repeat", dest="rounds", type=int, default=5,
+                   help="interleaved rounds (default 5)")
+    t.add_argument("--crypto-seconds", type=int, default=1,
+                   help="seconds per crypto-limit measurement (default 1)")
+    t.add_argument("--installs", type=int, default=64,
+                   help="bare key installs timed per round (default 64)")
+    _add_output_options(t, "traffic")
     add_kernel_options(t)
     add_guest_options(t)
     t.set_defaults(func=cmd_traffic)
+
+    o = bsub.add_parser("offload", help="netdevsim kTLS device offload vs software kTLS, "
+                                        "in a guest")
+    o.add_argument("--bytes", type=int, default=16 << 20, help="bytes per transfer")
+    o.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
+    o.add_argument("--cipher", choices=("aes-gcm-128", "aes-gcm-256"), default="aes-gcm-128")
+    o.add_argument("--tls-version", action="append", choices=("1.2", "1.3"),
+                   help="repeatable (default: 1.2 and 1.3)")
+    o.add_argument("--rekey-every", type=int, default=0,
+                   help="also TLS 1.3 modes with a KeyUpdate every N records (default 0: none)")
+    _add_output_options(o, "offload")
+    add_kernel_options(o)
+    add_guest_options(o)
+    o.set_defaults(func=cmd_offload)
+
+
+def _add_output_options(p: argparse.ArgumentParser, name: str) -> None:
+    p.add_argument("--json", action="store_true", help="the JSON on stdout instead of tables")
+    p.add_argument("--out", type=Path, default=Path("results"), metavar="DIR",
+                   help=f"where bench-{name}.json and bench-{name}.png go (default results/)")
+    p.add_argument("--from-json", type=Path, metavar="FILE",
+                   help=f"no guest: summarise and plot the rounds of an earlier "
+                        f"bench-{name}.json again")
+    p.add_argument("--kernel-arg", action="append", default=[], metavar="ARG",
+                   help="append ARG to the guest kernel command line (repeatable), e.g. "
+                        "clearcpuid=aes,pclmulqdq,avx,avx2,vaes for generic C kernel crypto")
+
+
+def _check_positive(args: argparse.Namespace, *names: str) -> None:
+    """Refuse bad numbers before building or booting anything."""
+    for name in names:
+        if getattr(args, name) < 1:
+            raise BenchError(f"--{name.replace('_', '-')} must be a positive number, "
+                             f"got {getattr(args, name)}")
 
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
     if args.rounds < 1:
         raise SystemExit("ktlskit bench pipeline: --rounds must be 1 or more")
     kernel_options(argparse.Namespace(kernel_src=None, profile=args.profile))
-    timings = bench_pipeline.run(args.profile, no_ccache=args.no_ccache,
-                                 fetch=not args.no_fetch, guest=guest_config(args),
-                                 rounds=args.rounds)
+    res = bench_pipeline.run(args.profile, no_ccache=args.no_ccache,
+                             fetch=not args.no_fetch, guest=guest_config(args),
+                             rounds=args.rounds)
+    doc = res.to_json()
+    png = benchplot.stage_bars(args.out / "bench-pipeline.png",
+                               [(t.stage, t.seconds) for t in res.stages])
+    doc["plot"] = str(png)
+    path = _write(args.out, "pipeline", doc)
     if args.json:
-        print_json([t.__dict__ for t in timings])
+        print_json(doc)
     else:
         print(table.render(["stage", "seconds", "note"],
-                           [(t.stage, t.seconds, t.note) for t in timings]))
+                           [(t.stage, t.seconds, t.note) for t in res.stages]))
+        b = res.boot
+        print(f"boot ratio (ktlskit exec -- true / raw vng -- true, median over median of "
+              f"{len(b.exec_s)} interleaved rounds): {b.ratio}x (target <= 1.2); per round "
+              f"{', '.join(f'{x:.2f}' for x in b.per_round)}")
+    say(f"wrote {path} and {png}")
     return 0
+
+
+def run_in_guest(args: argparse.Namespace, module: str, argv: list[str],
+                 timeout: float) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """Boot, run ``python -m module argv`` relaying its progress; (result, host, accel)."""
+    cfg = dataclasses.replace(guest_config(args), append=tuple(args.kernel_arg))
+    _src, kb = ensure_kernel(kernel_options(args))
+    host: dict[str, Any] = {"loadavg_before": benchreport.host_info()["loadavg"]}
+    with Guest.boot(kb.bzimage, cfg) as g:
+        proc = g.spawn(f"{shlex.quote(g.python)} -m {module} {shlex.join(argv)}",
+                       timeout=timeout)
+        shown = 0
+        deadline = time.monotonic() + timeout + 60
+        while proc.running() and time.monotonic() < deadline:
+            shown = _relay(proc.stderr, shown)
+            time.sleep(0.5)
+        res = proc.wait(max(1.0, deadline - time.monotonic()), check=False)
+        _relay(res.stderr, shown)
+        g.check(f"while running {module}")
+        accel = g.accel
+    host.update(benchreport.host_info())
+    host["loadavg_after"] = host.pop("loadavg")
+    host["kernel_args"] = list(args.kernel_arg)
+    if res.rc != 0:
+        raise BenchError(f"{module} failed in the guest (exit {res.rc}):\n"
+                         f"{res.stderr.strip()[-2000:]}")
+    return json.loads(res.stdout), host, accel
+
+
+def _earlier(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], str] | None:
+    """(raw, host, accel) of the file given with --from-json, or None."""
+    if args.from_json is None:
+        return None
+    try:
+        doc = json.loads(args.from_json.read_text())
+        return doc["raw"], doc["host"], doc["accel"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise BenchError(f"{args.from_json}: not a bench JSON written by ktlskit ({exc})") \
+            from exc
+
+
+def _relay(stderr: str, shown: int) -> int:
+    lines = stderr.splitlines()
+    complete = lines if stderr.endswith("\n") else lines[:-1]
+    for line in complete[shown:]:
+        say(line)
+    return max(shown, len(complete))
+
+
+def _write(out_dir: Path, name: str, doc: dict[str, Any]) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"bench-{name}.json"
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+    return path
 
 
 def cmd_traffic(args: argparse.Namespace) -> int:
     """Boot the guest and run ``ktlskit.trafficbench`` in it (see that module)."""
-    gcfg = guest_config(args)
-    _src, kb = ensure_kernel(kernel_options(args))
+    _check_positive(args, "bytes", "rekey_every", "rounds", "crypto_seconds", "installs")
     argv = ["--bytes", str(args.bytes), "--rekey-every", str(args.rekey_every),
-            "--repeat", str(args.repeat)]
-    with Guest.boot(kb.bzimage, gcfg) as g:
-        res = g.run(f"{shlex.quote(g.python)} -m ktlskit.trafficbench {shlex.join(argv)}",
-                    timeout=120 + args.repeat * 3 * max(60, args.bytes / 1e6 * 2))
-    out = json.loads(res.stdout)
+            "--rounds", str(args.rounds), "--crypto-seconds", str(args.crypto_seconds),
+            "--installs", str(args.installs)]
+    per_round = 3 * max(60, args.bytes / 1e6 * 2) + 8 * args.crypto_seconds + 60
+    raw, host, accel = _earlier(args) or run_in_guest(args, "ktlskit.trafficbench", argv,
+                                                      300 + args.rounds * per_round)
+    summary = benchreport.summarize(raw)
+    png = benchreport.plot(raw, summary, args.out / "bench-traffic.png")
+    doc = {"summary": summary.to_json(), "host": host, "accel": accel, "plot": str(png),
+           "raw": raw}
+    path = _write(args.out, "traffic", doc)
     if args.json:
-        print_json({**out, "accel": g.accel})
-        return 0
-    rows = []
-    for mode, r in out["best"].items():
-        st = r["stall_ms"]
-        rows.append((mode, r["cipher"], r["nbytes"], r["seconds"], r["mbytes_per_s"],
-                     r["rekeys"], st.get("median", "-"), st.get("max", "-")))
-    print(table.render(["mode", "cipher", "bytes", "seconds", "MB/s", "rekeys",
-                        "stall median ms", "stall max ms"], rows))
-    print(f"kTLS / ssl throughput: {out['ratio_ktls_vs_ssl']}x;  with a KeyUpdate every "
-          f"{out['rekey_every']} records: {out['ratio_rekey_vs_ktls']}x of plain kTLS  "
-          f"(kernel {out['kernel']}, {g.accel}, best of {out['repeat']})")
+        print_json(doc)
+    else:
+        sys.stdout.write(benchreport.render(raw, summary, host, accel))
+    say(f"wrote {path} and {png}")
+    return 0
+
+
+def cmd_offload(args: argparse.Namespace) -> int:
+    """Boot the guest and run ``ktlskit.offloadbench`` in it (see that module)."""
+    _check_positive(args, "bytes", "rounds")
+    if args.rekey_every < 0:
+        raise BenchError(f"--rekey-every must not be negative, got {args.rekey_every}")
+    versions = sorted(set(args.tls_version or ("1.2", "1.3")))
+    argv = ["--bytes", str(args.bytes), "--rounds", str(args.rounds), "--cipher", args.cipher,
+            "--rekey-every", str(args.rekey_every)]
+    for v in versions:
+        argv += ["--tls-version", v]
+    nmodes = 2 * len(versions) + (2 if args.rekey_every and "1.3" in versions else 0)
+    per_round = nmodes * (max(60, args.bytes / 1e6 * 4) + 10)
+    raw, host, accel = _earlier(args) or run_in_guest(args, "ktlskit.offloadbench", argv,
+                                                      300 + args.rounds * per_round)
+    summary = offloadreport.summarize(raw)
+    png = offloadreport.plot(raw, summary, args.out / "bench-offload.png")
+    doc = {"summary": summary.to_json(), "host": host, "accel": accel, "plot": str(png),
+           "raw": raw}
+    path = _write(args.out, "offload", doc)
+    if args.json:
+        print_json(doc)
+    else:
+        sys.stdout.write(offloadreport.render(raw, summary, host, accel))
+    say(f"wrote {path} and {png}")
     return 0

@@ -38,6 +38,12 @@ QEMU = "qemu-system-x86_64"
 LAUNCH_TOOLS = ("vng", "virtme-run", QEMU)
 #: The kernel printed this early in any boot: a probe that never shows it never ran the kernel.
 KERNEL_STARTED = "Linux version"
+#: virtme-ng's 9p root options plus ``cache=loose`` (a later ``rootflags=`` on the command line
+#: wins): the guest caches what it reads from the read-only host root instead of asking the host
+#: for every lookup, which makes a Python start in a TCG guest about 3x faster. The cost is
+#: coherence: a file the host changes while a guest runs may be seen stale; a warm guest drops
+#: its caches whenever a new command takes it (``warm.py``).
+ROOT_FLAGS = "rootflags=version=9p2000.L,trans=virtio,access=any,msize=524288,cache=loose"
 
 
 class GuestLaunchError(GuestError):
@@ -79,7 +85,7 @@ def vng_argv(bzimage: Path, *, kvm: bool, cpus: int, memory: str, append: list[s
     the QEMU command line virtme-run would start)."""
     argv = [str(tools_dir() / "vng") if (tools_dir() / "vng").is_file() else "vng",
             "--run", str(bzimage), "--force-9p",
-            "--cpus", str(cpus), "--memory", memory, "-a", "root=/dev/root"]
+            "--cpus", str(cpus), "--memory", memory, "-a", "root=/dev/root", "-a", ROOT_FLAGS]
     if verbose:
         argv.append("--verbose")
     if not kvm:

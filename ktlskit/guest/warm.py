@@ -157,6 +157,9 @@ def guest_for(bzimage: Path, cfg: GuestConfig, *, reuse: bool = True) -> Iterato
         guest = Guest.attach(Path(rec.boot_dir))
         say(f"using the warm guest {rec.boot_dir}")
         guest.touch()
+        # Its 9p root caches what it read (vng.ROOT_FLAGS): forget it, so files the host
+        # changed since (code, a rebuilt selftest) are read afresh.
+        guest.run("sync; echo 3 > /proc/sys/vm/drop_caches", timeout=60)
         try:
             yield guest
         finally:

@@ -1,0 +1,276 @@
+"""Guest side of ``ktlskit bench offload``: kTLS device offload against software kTLS.
+
+``python -m ktlskit.offloadbench --bytes N --rounds K --tls-version 1.2 --tls-version 1.3``
+sets up the ``netdevsim`` topology (two linked ports in namespaces ``ktls-a``/``ktls-b``, the
+fake TLS offload of ``patches/netdevsim-tls``) and runs K rounds; each round runs every mode
+once, in an order that rotates from round to round. A mode (:class:`ModeSpec`) is a TLS
+version, offload on or off (``ethtool -K tls-hw-tx/rx-offload``), and a KeyUpdate schedule.
+
+Each transfer is one verified one-way stream (``ktlskit.benchstream``) from a kTLS client in
+``ktls-a`` (TX) to a kTLS server in ``ktls-b`` (RX), keys installed with raw
+``setsockopt(SOL_TLS)``. Right after the install the namespaces' ``TlsCurr{Tx,Rx}Device``
+say where the kernel put each direction: an offload mode whose sockets the kernel kept in
+software is reported as "not supported by this kernel" (7.3 refuses TLS 1.3 offload) and not
+run again. After the transfer the device counters must have moved (``tx_tls_encrypted_*`` on
+the sender's port, ``rx_tls_decrypted_*`` on the receiver's) for an offload mode, and must not
+have for a software mode; anything else fails the benchmark, so an "offload" figure is never
+software in disguise. The device share (bytes the device handled / bytes of records on the
+wire) is kept per transfer.
+
+Modes with ``rekey_every`` (TLS 1.3 KeyUpdates, timed like ``bench traffic``) and the
+per-transfer time series with KeyUpdates marked are the extension points for rekey with
+offload: a new mode is one more :class:`ModeSpec`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import socket
+import sys
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from . import topology, trafficbench
+from .benchstream import (
+    RECORD,
+    TIMEOUT,
+    BenchError,
+    Transfer,
+    expected_digest,
+    progress,
+    receive_ktls,
+    round_order,
+    run_forked,
+    send_all,
+    verify,
+)
+from .ciphers import lookup
+from .errors import KtlskitError
+from .keyschedule import DirectionState
+from .ksocket import Direction, KtlsError, KtlsSocket
+from .offload import Counters, connect
+
+VERSIONS = ("1.2", "1.3")
+CIPHERS = ("aes-gcm-128", "aes-gcm-256")  # what the fake device offloads
+TX_DEVICE = ("tx_tls_encrypted_packets", "tx_tls_encrypted_bytes")
+RX_DEVICE = ("rx_tls_decrypted_packets", "rx_tls_decrypted_bytes")
+
+
+class Unsupported(KtlskitError):
+    """The kernel did not put this mode's sockets where the mode needs them."""
+
+
+@dataclass(frozen=True)
+class ModeSpec:
+    """One benchmark mode; ``name`` is its row label."""
+
+    version: str
+    offload: bool
+    rekey_every: int = 0
+
+    @property
+    def name(self) -> str:
+        rekey = f"+rekey/{self.rekey_every}" if self.rekey_every else ""
+        return f"tls{self.version}-{'offload' if self.offload else 'software'}{rekey}"
+
+    def to_json(self) -> dict[str, object]:
+        return {**asdict(self), "name": self.name}
+
+
+def modes(versions: list[str], rekey_every: int = 0) -> list[ModeSpec]:
+    """Offload and software for each version; with ``rekey_every``, both again with a
+    KeyUpdate every that many records for TLS 1.3."""
+    out = [ModeSpec(v, off) for v in versions for off in (True, False)]
+    if rekey_every and "1.3" in versions:
+        out += [ModeSpec("1.3", off, rekey_every) for off in (True, False)]
+    return out
+
+
+def overhead(version: str) -> int:
+    """Bytes a 16 KiB AES-GCM record adds on the wire: header, explicit nonce/type, tag."""
+    return 5 + 8 + 16 if version == "1.2" else 5 + 1 + 16
+
+
+def _state(version: str, cipher: str) -> DirectionState:
+    spec = lookup(cipher)
+    if version == "1.3":
+        return DirectionState.from_tls13_secret(spec, os.urandom(spec.hash_len))
+    return DirectionState.from_tls12(spec, os.urandom(spec.key_size),
+                                     os.urandom(spec.tls12_fixed_iv_size),
+                                     seq=int.from_bytes(os.urandom(4), "big"))
+
+
+def _open(spec: ModeSpec, cipher: str) -> tuple[KtlsSocket, KtlsSocket, dict[str, str]]:
+    """(client TX, server RX) over the netdevsim link, and where the kernel put each."""
+    before = Counters.read(eth=False)
+    c, s = connect()
+    for sk in (c, s):
+        sk.settimeout(TIMEOUT)
+    client, server = KtlsSocket(c, auto_key_update=False), KtlsSocket(s, auto_key_update=False)
+    state = _state(spec.version, cipher)
+    for ks in (client, server):
+        ks.attach_ulp()
+    client.install(Direction.TX, state)
+    server.install(Direction.RX, state)
+    opened = Counters.read(eth=False).since(before)
+    placement = {
+        "tx": "device" if opened["a"].get("TlsCurrTxDevice", 0) > 0 else "software",
+        "rx": "device" if opened["b"].get("TlsCurrRxDevice", 0) > 0 else "software",
+    }
+    return client, server, placement
+
+
+def _device_facts(spec: ModeSpec, delta: dict[str, dict[str, int]], nbytes: int,
+                  placement: dict[str, str]) -> dict[str, Any]:
+    wire = nbytes + math.ceil(nbytes / RECORD) * overhead(spec.version)
+    tx = {k: delta["a_eth"].get(k, 0) for k in TX_DEVICE}
+    rx = {k: delta["b_eth"].get(k, 0) for k in RX_DEVICE}
+    facts = {"placement": placement, **tx, **rx, "record_bytes": wire,
+             "tx_share": round(tx["tx_tls_encrypted_bytes"] / wire, 4),
+             "rx_share": round(rx["rx_tls_decrypted_bytes"] / wire, 4),
+             "TlsTxDevice": delta["a"].get("TlsTxDevice", 0),
+             "TlsRxDevice": delta["b"].get("TlsRxDevice", 0),
+             "TlsDecryptError": delta["b"].get("TlsDecryptError", 0)}
+    moved = tx["tx_tls_encrypted_packets"] > 0 and rx["rx_tls_decrypted_packets"] > 0
+    if spec.offload and not moved:
+        raise BenchError(f"{spec.name}: the sockets were offloaded but the device counters did "
+                         f"not move ({tx}, {rx}): the figure would be software in disguise")
+    if not spec.offload and (tx["tx_tls_encrypted_packets"] or rx["rx_tls_decrypted_packets"]):
+        raise BenchError(f"{spec.name}: offload is off but the device counters moved "
+                         f"({tx}, {rx})")
+    if facts["TlsDecryptError"]:
+        raise BenchError(f"{spec.name}: {facts['TlsDecryptError']} decrypt errors")
+    return facts
+
+
+def _check_rekey(spec: ModeSpec, cipher: str) -> None:
+    """One KeyUpdate each way on a throwaway connection of ``spec``: a kernel that refuses
+    to rekey an offloaded socket makes the mode Unsupported instead of failing the bench."""
+    client, server, placement = _open(spec, cipher)
+    try:
+        if set(placement.values()) != {"device"}:
+            return  # not offloaded at all: transfer() reports that
+        client.send_key_update(False)
+        client.send(b"after the KeyUpdate")
+        ctype, data = server.recv_record(RECORD + 256, auto_key_update=False)
+        if not server.handle_key_update(data, answer=False):
+            raise BenchError(f"{spec.name}: expected a KeyUpdate, got record type {ctype}")
+        if server.recv_record(RECORD + 256)[1] != b"after the KeyUpdate":
+            raise BenchError(f"{spec.name}: data after a KeyUpdate came back wrong")
+    except KtlsError as exc:
+        raise Unsupported(f"KeyUpdate on an offloaded socket: {exc}") from exc
+    finally:
+        client.close()
+        server.close()
+
+
+def transfer(spec: ModeSpec, topo: topology.Topology, cipher: str,
+             nbytes: int) -> dict[str, Any]:
+    """One verified transfer in ``spec``; raises Unsupported when the kernel would not
+    place the sockets as the mode needs (or, for rekey modes, would not rekey them)."""
+    if topo.offload != spec.offload:
+        topology.set_offload(topo, spec.offload)
+    if spec.offload and spec.rekey_every:
+        _check_rekey(spec, cipher)
+    before = Counters.read()
+    client, server, placement = _open(spec, cipher)
+    want_device = "device" if spec.offload else "software"
+    if set(placement.values()) != {want_device}:
+        client.close()
+        server.close()
+        raise Unsupported(f"TX {placement['tx']}, RX {placement['rx']}")
+    want = expected_digest(nbytes)
+    h = hashlib.sha256()
+
+    def sender() -> None:
+        server.close()
+        rekey = (lambda: client.send_key_update(False)) if spec.rekey_every else None
+        send_all(client.send, nbytes, rekey, spec.rekey_every)
+        client.sock.shutdown(socket.SHUT_WR)
+        client.close()
+
+    def receiver() -> Transfer:
+        client.close()  # our copy: the peer sees EOF when the child closes its own
+        res = Transfer(spec.name, cipher)
+        try:
+            receive_ktls(server, res, h)
+        finally:
+            server.close()
+        return res
+
+    res = verify(run_forked(sender, receiver, TIMEOUT + nbytes / 1e5), nbytes, h, want)
+    return {**res.to_json(),
+            "device": _device_facts(spec, Counters.read().since(before), nbytes, placement)}
+
+
+def one_round(index: int, specs: list[ModeSpec], topo: topology.Topology,
+              args: argparse.Namespace, unsupported: dict[str, str]) -> dict[str, Any]:
+    order = round_order([s.name for s in specs], index)
+    by_name = {s.name: s for s in specs}
+    out: dict[str, Any] = {"order": order, "transfers": {}}
+    for name in order:
+        if name in unsupported:
+            continue
+        try:
+            out["transfers"][name] = transfer(by_name[name], topo, args.cipher, args.bytes)
+        except Unsupported as exc:
+            unsupported[name] = f"not supported by this kernel ({exc})"
+            progress(f"round {index + 1}/{args.rounds}: {name}: {unsupported[name]}")
+            continue
+        t = out["transfers"][name]
+        progress(f"round {index + 1}/{args.rounds}: {name}: {t['mbytes_per_s']} MB/s, device "
+                 f"share tx {t['device']['tx_share']:.2f} rx {t['device']['rx_share']:.2f}")
+    return out
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    specs = modes(args.tls_version, args.rekey_every)
+    try:
+        topo = topology.setup("netdevsim", offload=True)
+    except topology.TopologyError as exc:
+        raise BenchError(f"{exc} (the netdevsim TLS offload needs patches/netdevsim-tls)") \
+            from exc
+    unsupported: dict[str, str] = {}
+    try:
+        out: dict[str, Any] = {
+            "kernel": os.uname().release, "bytes": args.bytes, "rounds": args.rounds,
+            "cipher": args.cipher, "versions": args.tls_version,
+            "modes": [s.to_json() for s in specs],
+            "kernel_aead": trafficbench.ktls_driver(args.cipher),
+        }
+        out["round_data"] = [one_round(i, specs, topo, args, unsupported)
+                             for i in range(args.rounds)]
+    finally:
+        topology.teardown()
+    out["unsupported"] = unsupported
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m ktlskit.offloadbench")
+    p.add_argument("--bytes", type=int, default=16 << 20, help="bytes per transfer")
+    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
+    p.add_argument("--cipher", choices=CIPHERS, default="aes-gcm-128")
+    p.add_argument("--tls-version", action="append", choices=VERSIONS,
+                   help="repeatable; default both")
+    p.add_argument("--rekey-every", type=int, default=0,
+                   help="also TLS 1.3 modes with a KeyUpdate every N records (0: none)")
+    args = p.parse_args(argv)
+    args.tls_version = sorted(set(args.tls_version or VERSIONS))
+    if args.bytes < 1 or args.rounds < 1 or args.rekey_every < 0:
+        p.error("--bytes and --rounds must be positive, --rekey-every not negative")
+    try:
+        out = run(args)
+    except KtlskitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
