@@ -1,10 +1,11 @@
 """``KtlsSocket``: a connected TCP socket driven through the kernel TLS ULP.
 
-Every syscall goes through :func:`map_os_error`, so callers only ever see :class:`KtlsError`
-subclasses whose message names the cause.  Input is validated before any syscall.  State
-checks (rekey on TLS 1.2, cipher/version change on rekey, send before TX keys, ...) are also
-made before the syscall unless the socket is built with ``strict=False``, which lets kernel
-tests send the request anyway and observe the kernel's own answer.
+Every syscall goes through :func:`map_os_error` (``ktlserrors.py``), so callers only ever see
+:class:`KtlsError` subclasses whose message names the cause; crypto_info is built and checked
+in ``cryptoinfo.py``; both modules' names are re-exported here.  Input is validated before
+any syscall.  State checks (rekey on TLS 1.2, cipher/version change on rekey, send before TX
+keys, ...) are also made before the syscall unless the socket is built with ``strict=False``,
+which lets kernel tests send the request anyway and observe the kernel's own answer.
 
 Kernel facts this relies on (Linux 7.3 ``net/tls``):
 
@@ -27,20 +28,46 @@ Kernel facts this relies on (Linux 7.3 ``net/tls``):
 
 from __future__ import annotations
 
-import errno
 import select
 import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
 from functools import partial
 from typing import Final, TypeVar
 
 from ktlskit import uapi
-from ktlskit.ciphers import CipherError, CipherSpec, by_cipher_type, lookup
-from ktlskit.errors import KtlskitError
-from ktlskit.keyschedule import DirectionState, KeyScheduleError
+from ktlskit.ciphers import CipherSpec
+from ktlskit.cryptoinfo import (
+    Direction,
+    build_crypto_info,
+    check_install,
+    check_rekey_state,
+)
+from ktlskit.keyschedule import DirectionState
+from ktlskit.ktlserrors import (
+    KtlsBusyError,
+    KtlsConfigError,
+    KtlsConnectionError,
+    KtlsDecryptError,
+    KtlsError,
+    KtlsInputError,
+    KtlsKeyExpiredError,
+    KtlsMessageSizeError,
+    KtlsNotAttachedError,
+    KtlsNotInstalledError,
+    KtlsNotSupportedError,
+    KtlsOp,
+    KtlsOSError,
+    KtlsRecordTypeError,
+    KtlsRekeyError,
+    KtlsStateError,
+    KtlsTimeoutError,
+    KtlsUlpError,
+    KtlsUnavailableError,
+    map_errno,
+    map_os_error,
+)
 from ktlskit.records import (
     HANDSHAKE_KEY_UPDATE,
     MAX_PLAINTEXT,
@@ -52,335 +79,44 @@ from ktlskit.records import (
     split_handshake,
 )
 
+__all__ = [
+    "DEFAULT_RECV_SIZE",
+    "EOF_CONTENT_TYPE",
+    "Direction",
+    "KtlsBusyError",
+    "KtlsConfigError",
+    "KtlsConnectionError",
+    "KtlsDecryptError",
+    "KtlsError",
+    "KtlsInputError",
+    "KtlsKeyExpiredError",
+    "KtlsMessageSizeError",
+    "KtlsNotAttachedError",
+    "KtlsNotInstalledError",
+    "KtlsNotSupportedError",
+    "KtlsOSError",
+    "KtlsOp",
+    "KtlsRecordTypeError",
+    "KtlsRekeyError",
+    "KtlsSocket",
+    "KtlsStateError",
+    "KtlsTimeoutError",
+    "KtlsUlpError",
+    "KtlsUnavailableError",
+    "RekeyCounters",
+    "build_crypto_info",
+    "check_install",
+    "check_rekey_state",
+    "map_errno",
+    "map_os_error",
+]
+
 _T = TypeVar("_T")
 
 EOF_CONTENT_TYPE: Final = 0
 """``recv_record`` returns ``(EOF_CONTENT_TYPE, b"")`` on orderly shutdown (0 is no TLS type)."""
 
 DEFAULT_RECV_SIZE: Final = MAX_PLAINTEXT
-
-
-class Direction(StrEnum):
-    """Which half of the connection: transmit or receive."""
-
-    TX = "tx"
-    RX = "rx"
-
-    @property
-    def optname(self) -> int:
-        """The SOL_TLS option for this direction."""
-        return uapi.TLS_TX if self is Direction.TX else uapi.TLS_RX
-
-
-class KtlsOp(StrEnum):
-    """What was being attempted when the kernel answered with an errno."""
-
-    ATTACH_ULP = "attach TLS ULP"
-    SET_CRYPTO = "install crypto"
-    REKEY = "rekey"
-    GET_CRYPTO = "read crypto"
-    SET_OPTION = "set TLS option"
-    GET_OPTION = "get TLS option"
-    SEND = "send"
-    RECV = "receive"
-
-
-# --- exceptions -----------------------------------------------------------------------------
-
-
-class KtlsError(KtlskitError):
-    """Base of every kTLS socket error; ``errno`` is set when the kernel produced it."""
-
-    def __init__(self, message: str, *, errno_: int | None = None, op: KtlsOp | None = None):
-        super().__init__(message)
-        self.errno = errno_
-        self.op = op
-
-
-class KtlsInputError(KtlsError, ValueError):
-    """Bad arguments, refused before any syscall."""
-
-
-class KtlsStateError(KtlsError):
-    """The request does not fit the socket's state (refused before the syscall)."""
-
-
-class KtlsUnavailableError(KtlsError):
-    """The kernel has no TLS ULP (CONFIG_TLS missing or the module cannot load)."""
-
-
-class KtlsUlpError(KtlsError):
-    """Attaching the ULP failed for a reason other than missing kernel support."""
-
-
-class KtlsNotAttachedError(KtlsError):
-    """A SOL_TLS option was used on a socket without the TLS ULP."""
-
-
-class KtlsConfigError(KtlsError):
-    """The kernel rejected a crypto_info or option value (EINVAL)."""
-
-
-class KtlsNotInstalledError(KtlsError):
-    """No crypto is installed in the direction asked about (EBUSY on readback)."""
-
-
-class KtlsRekeyError(KtlsError):
-    """A rekey is impossible: TLS 1.2, offloaded socket, changed cipher/version, no secret."""
-
-
-class KtlsBusyError(KtlsError):
-    """The kernel is busy with state that blocks the request (e.g. an open TX record)."""
-
-
-class KtlsKeyExpiredError(KtlsError):
-    """EKEYEXPIRED: a KeyUpdate was received and the next RX key is not installed yet."""
-
-
-class KtlsDecryptError(KtlsError):
-    """EBADMSG: a record failed to decrypt/authenticate; the kernel aborted the connection."""
-
-
-class KtlsMessageSizeError(KtlsError):
-    """EMSGSIZE: a record or message is too long."""
-
-
-class KtlsNotSupportedError(KtlsError):
-    """EOPNOTSUPP/ENOENT-style: the kernel lacks the feature or crypto algorithm."""
-
-
-class KtlsRecordTypeError(KtlsError):
-    """EIO on receive: a non-data record arrived but there was no room for its type cmsg."""
-
-
-class KtlsConnectionError(KtlsError):
-    """The TCP connection is gone (EPIPE, ECONNRESET, ENOTCONN)."""
-
-
-class KtlsTimeoutError(KtlsError):
-    """The socket timeout expired or a non-blocking call would block."""
-
-
-class KtlsOSError(KtlsError):
-    """Any other errno, named in the message."""
-
-
-# --- errno mapping --------------------------------------------------------------------------
-
-_Mapping = tuple[type[KtlsError], str]
-
-_BY_OP: Final[dict[KtlsOp, dict[int, _Mapping]]] = {
-    KtlsOp.ATTACH_ULP: {
-        errno.ENOENT: (KtlsUnavailableError, "kernel has no TLS ULP (CONFIG_TLS)"),
-        errno.ENOPROTOOPT: (KtlsUnavailableError, "kernel has no TLS ULP (CONFIG_TLS)"),
-        errno.EEXIST: (KtlsUlpError, "a ULP is already attached to this socket"),
-        errno.ENOTCONN: (KtlsUlpError, "the TLS ULP needs an ESTABLISHED TCP socket"),
-        errno.EINVAL: (KtlsUlpError, "the socket cannot take a ULP (e.g. decrypt-user state)"),
-        errno.EOPNOTSUPP: (KtlsUlpError, "this socket type does not support ULPs"),
-    },
-    KtlsOp.SET_CRYPTO: {
-        errno.EINVAL: (
-            KtlsConfigError,
-            "kernel rejected crypto_info: unsupported version/cipher, ARIA with TLS 1.3, "
-            "wrong struct size, or TX/RX version or cipher mismatch",
-        ),
-        errno.EBUSY: (KtlsRekeyError, "crypto already installed: TLS 1.2 does not support rekey"),
-        errno.ENOPROTOOPT: (KtlsNotAttachedError, "TLS ULP not attached (call attach_ulp first)"),
-        errno.ENOENT: (
-            KtlsNotSupportedError,
-            "kernel crypto API lacks the cipher's algorithm (CONFIG_CRYPTO_*)",
-        ),
-    },
-    KtlsOp.REKEY: {
-        errno.EBUSY: (
-            KtlsRekeyError,
-            "TLS 1.2 does not support rekey (or the socket is offloaded)",
-        ),
-        errno.EINVAL: (
-            KtlsRekeyError,
-            "rekey rejected: cipher or version changed from the installed crypto",
-        ),
-        errno.ENOPROTOOPT: (KtlsNotAttachedError, "TLS ULP not attached (call attach_ulp first)"),
-    },
-    KtlsOp.GET_CRYPTO: {
-        errno.EBUSY: (KtlsNotInstalledError, "no crypto installed for this direction"),
-        errno.EINVAL: (KtlsConfigError, "readback length does not match the cipher's struct"),
-        errno.ENOPROTOOPT: (KtlsNotAttachedError, "TLS ULP not attached (call attach_ulp first)"),
-        # plain TCP: ip_getsockopt() answers EOPNOTSUPP for a level it does not know
-        errno.EOPNOTSUPP: (KtlsNotAttachedError, "TLS ULP not attached (call attach_ulp first)"),
-    },
-    KtlsOp.SET_OPTION: {
-        errno.EINVAL: (
-            KtlsConfigError,
-            "kernel rejected the option value (or it needs TLS 1.3 / installed RX crypto)",
-        ),
-        errno.EBUSY: (KtlsBusyError, "an open TX record is pending"),
-        errno.ENOPROTOOPT: (
-            KtlsNotAttachedError,
-            "TLS ULP not attached, or the kernel does not know this option",
-        ),
-    },
-    KtlsOp.GET_OPTION: {
-        errno.EINVAL: (
-            KtlsConfigError,
-            "kernel refused the readback (wrong length, or it needs TLS 1.3 / installed RX)",
-        ),
-        errno.ENOPROTOOPT: (
-            KtlsNotAttachedError,
-            "TLS ULP not attached, or the kernel does not know this option",
-        ),
-        errno.EOPNOTSUPP: (KtlsNotAttachedError, "TLS ULP not attached (call attach_ulp first)"),
-    },
-    KtlsOp.SEND: {
-        errno.EINVAL: (
-            KtlsConfigError,
-            "kernel rejected the message (bad TLS cmsg, or MSG_MORE with a record type)",
-        ),
-        errno.EBADMSG: (
-            KtlsDecryptError,
-            "connection aborted by an earlier TLS error (EBADMSG)",
-        ),
-    },
-    KtlsOp.RECV: {
-        errno.EIO: (
-            KtlsRecordTypeError,
-            "non-data record received without room for the TLS_GET_RECORD_TYPE cmsg",
-        ),
-        errno.EINVAL: (KtlsDecryptError, "malformed record header (wrong record version)"),
-    },
-}
-
-_ANY_OP: Final[dict[int, _Mapping]] = {
-    errno.EKEYEXPIRED: (KtlsKeyExpiredError, "RX key update pending: install the next RX key"),
-    errno.EBADMSG: (KtlsDecryptError, "record failed to decrypt or authenticate"),
-    errno.EMSGSIZE: (KtlsMessageSizeError, "record too long"),
-    errno.EOPNOTSUPP: (KtlsNotSupportedError, "operation not supported by kernel TLS"),
-    errno.EPIPE: (KtlsConnectionError, "connection closed (EPIPE)"),
-    errno.ECONNRESET: (KtlsConnectionError, "connection reset by peer"),
-    errno.ENOTCONN: (KtlsConnectionError, "socket is not connected"),
-    errno.EAGAIN: (KtlsTimeoutError, "operation would block"),
-    errno.ETIMEDOUT: (KtlsTimeoutError, "connection timed out"),
-    errno.ENOMEM: (KtlsOSError, "kernel out of memory"),
-    errno.EFAULT: (KtlsOSError, "bad address passed to the kernel"),
-}
-
-
-def map_errno(err: int, op: KtlsOp, detail: str = "") -> KtlsError:
-    """The typed exception for ``err`` returned by the kernel while doing ``op``."""
-    cls, cause = (
-        _BY_OP.get(op, {}).get(err)
-        or _ANY_OP.get(err)
-        or (
-            KtlsOSError,
-            "unexpected error",
-        )
-    )
-    name = errno.errorcode.get(err, str(err))
-    suffix = f" [{detail}]" if detail else ""
-    return cls(f"{op.value}: {cause} ({name}){suffix}", errno_=err, op=op)
-
-
-def map_os_error(exc: OSError, op: KtlsOp, detail: str = "") -> KtlsError:
-    """Typed exception for an OSError raised by a socket call (timeouts have no errno)."""
-    if isinstance(exc, TimeoutError) and exc.errno is None:
-        return KtlsTimeoutError(f"{op.value}: socket timeout expired", op=op)
-    if exc.errno is None:
-        return KtlsOSError(f"{op.value}: {exc}", op=op)
-    return map_errno(exc.errno, op, detail)
-
-
-# --- validation (pure) ----------------------------------------------------------------------
-
-
-def _cipher_of(cipher: CipherSpec | str | int) -> CipherSpec:
-    try:
-        return by_cipher_type(cipher) if isinstance(cipher, int) else lookup(cipher)
-    except CipherError as exc:
-        raise KtlsInputError(str(exc)) from None
-
-
-def build_crypto_info(
-    version: int,
-    cipher: CipherSpec | str | int,
-    key: bytes,
-    iv: bytes,
-    salt: bytes,
-    rec_seq: bytes | int,
-) -> uapi.CryptoInfo:
-    """Validate raw parameters and return the crypto_info; raises :class:`KtlsInputError`."""
-    spec = _cipher_of(cipher)
-    if version not in (uapi.TLS_1_2_VERSION, uapi.TLS_1_3_VERSION):
-        raise KtlsInputError(f"version must be TLS 1.2 (0x0303) or 1.3 (0x0304), got {version:#x}")
-    if version == uapi.TLS_1_3_VERSION and not spec.kernel_tls13:
-        raise KtlsInputError(f"{spec.name} is accepted by the kernel with TLS 1.2 only")
-    if isinstance(rec_seq, int):
-        if not 0 <= rec_seq < 1 << 64:
-            raise KtlsInputError(f"rec_seq {rec_seq} does not fit 64 bits")
-        rec_seq = rec_seq.to_bytes(8, "big")
-    sizes = {"key": spec.key_size, "iv": spec.iv_size, "salt": spec.salt_size}
-    sizes["rec_seq"] = spec.rec_seq_size
-    values = {"key": key, "iv": iv, "salt": salt, "rec_seq": rec_seq}
-    for field, want in sizes.items():
-        got = len(values[field])
-        if got != want:
-            raise KtlsInputError(f"{spec.name}: {field} must be {want} bytes, got {got}")
-    return uapi.CryptoInfo(version, spec.cipher_type, key, iv, salt, rec_seq)
-
-
-def check_install(
-    direction: Direction,
-    new: uapi.CryptoInfo,
-    current: uapi.CryptoInfo | None,
-    other: uapi.CryptoInfo | None,
-) -> bool:
-    """Check an install against the socket's state; returns True if it is a rekey.
-
-    Mirrors the kernel: rekey is TLS 1.3 only and keeps version and cipher; a first install must
-    match the other direction's version and cipher.  Raises :class:`KtlsRekeyError` or
-    :class:`KtlsStateError`.
-    """
-    name = by_cipher_type(new.cipher_type).name
-    if current is None:
-        if other is not None and (
-            other.version != new.version or other.cipher_type != new.cipher_type
-        ):
-            raise KtlsStateError(
-                f"{direction.value.upper()} must use the same version and cipher as the other "
-                f"direction ({other.version:#06x}/{by_cipher_type(other.cipher_type).name}), "
-                f"got {new.version:#06x}/{name}"
-            )
-        return False
-    if current.version == uapi.TLS_1_2_VERSION:
-        raise KtlsRekeyError("TLS 1.2 does not support rekey", op=KtlsOp.REKEY)
-    if current.version != new.version:
-        raise KtlsRekeyError(
-            f"rekey cannot change the version ({current.version:#06x} -> {new.version:#06x})",
-            op=KtlsOp.REKEY,
-        )
-    if current.cipher_type != new.cipher_type:
-        raise KtlsRekeyError(
-            f"rekey cannot change the cipher ({by_cipher_type(current.cipher_type).name} -> "
-            f"{name})",
-            op=KtlsOp.REKEY,
-        )
-    return True
-
-
-def check_rekey_state(direction: Direction, state: DirectionState | None) -> DirectionState:
-    """The next state for a KeyUpdate in ``direction``, or a :class:`KtlsRekeyError`/state error."""
-    if state is None:
-        raise KtlsStateError(
-            f"rekey before initial install: no {direction.value.upper()} keys known "
-            "(install a DirectionState first)"
-        )
-    if state.version != uapi.TLS_1_3_VERSION:
-        raise KtlsRekeyError("TLS 1.2 does not support rekey", op=KtlsOp.REKEY)
-    try:
-        return state.next()
-    except KeyScheduleError as exc:
-        raise KtlsRekeyError(
-            f"cannot derive the next {direction.value.upper()} key: {exc}"
-        ) from None
 
 
 # --- the socket -----------------------------------------------------------------------------

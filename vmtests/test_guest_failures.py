@@ -49,7 +49,7 @@ def test_hung_guest_is_killed_with_the_console_tail(kernel_build: BuildResult) -
     msg = str(err.value)
     assert "console tail" in msg
     assert "hanging on purpose" in msg
-    m = re.search(r"\(console: (\S+)\)", msg)
+    m = re.search(r"console: (\S+?)\)", msg)
     assert m, msg
     boot_dir = Path(m[1]).parent
     assert read_qemu_pid(boot_dir), "QEMU never started"

@@ -136,6 +136,7 @@ class Guest:
         except BaseException:
             guest.stop()
             raise
+        guest.touch()
         return guest
 
     @classmethod
@@ -164,7 +165,11 @@ class Guest:
         say(f"booting {bzimage} ({accel}, {cfg.cpus} CPUs, {cfg.memory}); console: {boot.console}")
         reaper = [sys.executable, "-m", "ktlskit.guest.reaper"]
         if idle is not None:
+            # The idle clock starts when the guest is up (start() touches it): until then the
+            # stamp lies in the future, past the boot deadline.
             boot.used.touch()
+            later = time.time() + cfg.boot_timeout + 60
+            os.utime(boot.used, (later, later))
             reaper += ["--idle", str(boot.used), str(idle)]
         console = boot.console.open("wb")
         proc = subprocess.Popen([*reaper, "--", *argv],
@@ -221,8 +226,11 @@ class Guest:
             self.ssh = None
 
     def stop(self, grace: float = 30) -> None:
-        """Power the guest off (kill QEMU after ``grace`` seconds), whoever started it."""
-        if self.ssh is not None and self.alive():
+        """Power the guest off (kill QEMU after ``grace`` seconds), whoever started it. A guest
+        that never answered SSH cannot be asked: it is killed at once."""
+        if self.ssh is None:
+            grace = 0
+        elif self.alive():
             with suppress(KtlskitError):
                 self.ssh.run("echo stop > /run/ktlskit/stop", timeout=10, check=False)
         self.detach()
@@ -230,7 +238,8 @@ class Guest:
         while self.alive() and time.monotonic() < deadline:
             time.sleep(0.05)
         if self.alive():
-            say(f"guest did not power off in {grace:.0f}s; killing QEMU")
+            if grace:
+                say(f"guest did not power off in {grace:.0f}s; killing QEMU")
             self.kill()
         if self._proc is not None:
             with suppress(subprocess.TimeoutExpired):
