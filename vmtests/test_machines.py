@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import json
 import shlex
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import replace
 
 import pytest
 
-from ktlskit import kselftest_env, link, paths, scenario
+from ktlskit import kselftest_env, lab, link, paths, scenario
 from ktlskit.hosts import Host, HostSplatError
 from ktlskit.kernel.build import BuildResult
 from ktlskit.pytest_plugin import Machines
@@ -155,3 +157,34 @@ def test_a_drivers_net_selftest_against_the_machines(machines: Machines,
     leaves = {r.name: r.status for r in run.report.leaf_results()}
     assert leaves.get("ping.test_v4") == "pass", run.output[-3000:]
     assert not [n for n, s in leaves.items() if s in ("fail", "error")], run.output[-3000:]
+
+
+def test_ctrl_c_undoes_everything(machines: Machines) -> None:
+    """Interrupted mid-stream: the peers stop, the link is restored, the deployment is gone."""
+    if not machines.env.source.endswith((".config", ".conf")):
+        pytest.skip("the env came from options, not a file")
+    hosts = [machines.dut] if machines.remote is machines.dut else [machines.dut,
+                                                                    machines.remote]
+    before = (_addresses(machines.dut), _addresses(machines.remote, _remote_netns(machines)))
+    proc = subprocess.Popen([sys.executable, "-m", "ktlskit.cli", "run", "--env",
+                             machines.env.source, "--bytes", str(256 << 20), "--no-rekey"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=paths.project_dir())
+    seen = ""
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        seen += line
+        if "traffic:" in line:
+            break
+    time.sleep(5)  # the peers are streaming
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, seen + err
+    assert "interrupted" in err
+    after = (_addresses(machines.dut), _addresses(machines.remote, _remote_netns(machines)))
+    assert after == before
+    for h in hosts:  # no peer left running, no ktlskit directory left but this session's
+        left = h.run("pgrep -af 'ktlskit.hosts.call.*run_peer' || true", timeout=30).stdout
+        assert not left.strip(), left
+        dirs = h.run("ls -d /tmp/ktlskit-* 2>/dev/null || true", timeout=30).stdout.split()
+        assert [d for d in dirs if d != lab.LAB_SSH] == [h.tmpdir], dirs
