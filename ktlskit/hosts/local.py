@@ -1,7 +1,7 @@
 """This machine as a Host: ktlskit already runs here (in-guest mode, or on the DUT itself).
 
 Commands run locally with the same deadlines as over SSH, and splats are read from the
-kernel log (``dmesg``).
+kernel log by record number (``kmsg.py``; a real DUT's log is full and wraps).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import threading
 from pathlib import Path
 from typing import IO
 
-from .host import HostCommandError, HostResult, HostSplatError, HostTimeoutError
+from .host import HostCommandError, HostError, HostResult, HostTimeoutError
+from .kmsg import KmsgWatch
 from .splat import Splat
-from .watch import SplatWatch
 
 
 class LocalProcess:
@@ -76,10 +76,6 @@ class LocalProcess:
             self._proc.kill()
 
 
-def _splat_error(splats: list[Splat], context: str) -> HostSplatError:
-    return HostSplatError(splats, context, "this machine")
-
-
 class LocalHost:
     """This machine. ``python`` is the interpreter running ktlskit now."""
 
@@ -87,14 +83,19 @@ class LocalHost:
     python = sys.executable
 
     def __init__(self) -> None:
-        self._watch = SplatWatch(self._dmesg, error=_splat_error)
-        self._watch.skip_existing()
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._watch: KmsgWatch | None = None
+        self._unreadable: HostError | None = None
+        try:
+            self._watch = KmsgWatch(lambda c: self.run(c, timeout=60, check=False),
+                                    "this machine")
+        except HostError as exc:  # not root: an error when splats are asked for, not before
+            self._unreadable = exc
 
-    @staticmethod
-    def _dmesg() -> str:
-        return subprocess.run(["dmesg"], capture_output=True, text=True, errors="replace",
-                              timeout=30, check=False).stdout
+    def _kmsg(self) -> KmsgWatch:
+        if self._watch is None:
+            raise self._unreadable or HostError("no kernel log")
+        return self._watch
 
     @property
     def tmpdir(self) -> str:
@@ -115,10 +116,10 @@ class LocalHost:
         shutil.copy(remote, local)
 
     def new_splats(self) -> list[Splat]:
-        return self._watch.new_splats()
+        return self._kmsg().new_splats()
 
     def check(self, context: str = "") -> None:
-        self._watch.check(context)
+        self._kmsg().check(context)
 
     def close(self) -> None:
         """Remove the temporary directory."""
