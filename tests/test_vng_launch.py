@@ -13,11 +13,13 @@ from pathlib import Path
 import pytest
 
 from ktlskit.guest.vng import (
+    TCG_CPU,
     GuestLaunchError,
     ProbeOutcome,
     check_launch_tools,
     launch_env,
     tools_dir,
+    vng_argv,
 )
 
 PLAIN = {"HOME": os.environ.get("HOME", "/root"), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
@@ -93,3 +95,23 @@ def test_probe_answers_that_mean_tcg_are_not_launch_errors() -> None:
     assert refused.launch_error() is None
     ok = ProbeOutcome(True, True, "ktlskit-kvm-probe-ok\n", 0)
     assert ok.launch_error() is None
+
+
+@pytest.mark.skipif(not (tools_dir() / "virtme-run").is_file(),
+                    reason="virtme-ng is not installed beside this Python")
+@pytest.mark.parametrize("user_cpu", [None, "qemu64"])
+def test_a_tcg_guest_gets_a_cpu_without_avx_unless_the_user_names_one(
+        tmp_path: Path, user_cpu: str | None) -> None:
+    """QEMU takes the last ``-cpu``: ours must come after vng's ``max`` and before the user's."""
+    bz = tmp_path / "bzImage"
+    bz.write_bytes(b"x")
+    argv = vng_argv(bz, kvm=False, cpus=1, memory="512M", append=[],
+                    qemu_opts=[f"-cpu {user_cpu}"] if user_cpu else [], command=["true"],
+                    dry_run=True)
+    res = subprocess.run(argv, env=launch_env(), capture_output=True, text=True, timeout=60,
+                         check=False)
+    assert res.returncode == 0, res.stdout + res.stderr
+    words = (res.stdout + res.stderr).split()
+    cpus = [words[i + 1] for i, w in enumerate(words) if w == "-cpu"]
+    assert cpus[-1] == (user_cpu or TCG_CPU), cpus
+    assert "-avx" in TCG_CPU and "-avx2" in TCG_CPU
