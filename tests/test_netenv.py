@@ -49,6 +49,19 @@ def test_options_override_the_file(tmp_path: Path) -> None:
      "not an IPv4 address"),
     ("NETIF=eth0\nLOCAL_V4=1.2.3.4\nREMOTE_V4=1.2.3.5\n", "REMOTE_ARGS is not set"),
     ("NETIF eth0\n", r"net.config:1: not KEY=VALUE"),
+    ("NETIF=eth0\nLOCAL_V4=1.2.3.4\nREMOTE_V4=1.2.3.5\nREMOTE_TYPE=docker\nREMOTE_ARGS=x\n",
+     "REMOTE_TYPE='docker': ssh or netns"),
+    ("NETIF=eth0\nLOCAL_V6=2001:db8::1\nREMOTE_V6=192.0.2.2\nREMOTE_ARGS=x\n",
+     "REMOTE_V6=192.0.2.2 is not an IPv6 address"),
+    ("NETIF=eth0\nLOCAL_V4=1.2.3.4\nREMOTE_V4=1.2.3.5\nREMOTE_ARGS=x\n"
+     "KTLSKIT_SSH_CONFIG=/nonexistent/ssh_config\n", "KTLSKIT_SSH_CONFIG /nonexistent"),
+    # the machines ktlskit logs into are checked before any connection (or build)
+    ("NETIF=eth0\nLOCAL_V4=1.2.3.4\nREMOTE_V4=1.2.3.5\nREMOTE_ARGS=-p 22 root@peer\n",
+     "net.config: REMOTE_ARGS: '-p 22 root@peer': give a machine as"),
+    ("NETIF=eth0\nLOCAL_V4=1.2.3.4\nREMOTE_V4=1.2.3.5\nREMOTE_ARGS=x\n"
+     "KTLSKIT_DUT=root@dut:99999\n", r"KTLSKIT_DUT \(--dut\): root@dut:99999: port 99999"),
+    ("NETIF=eth0\nLOCAL_V4=1.2.3.4\nREMOTE_V4=1.2.3.5\nREMOTE_ARGS=-p 22 x\n"
+     "KTLSKIT_REMOTE=user@\n", r"KTLSKIT_REMOTE \(--peer\): 'user@'"),
 ])
 def test_bad_env_is_named(text: str, error: str) -> None:
     with pytest.raises(EnvError, match=error):
@@ -58,3 +71,20 @@ def test_bad_env_is_named(text: str, error: str) -> None:
 def test_a_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(EnvError, match=r"nope\.config"):
         NetEnv.load(tmp_path / "nope.config")
+
+
+def test_a_namespace_remote_is_no_ssh_target() -> None:
+    env = NetEnv.parse("NETIF=eth0\nLOCAL_V4=192.0.2.1\nREMOTE_V4=192.0.2.2\n"
+                       "REMOTE_TYPE=netns\nREMOTE_ARGS=peer ns\n", "net.config")
+    env.check()  # "peer ns" is a namespace name here, never resolved as a machine
+    assert env.remote_args == "peer ns"
+
+
+def test_remote_args_stay_the_duts_when_ktlskit_has_its_own_way(tmp_path: Path) -> None:
+    cfg = tmp_path / "ssh_config"
+    cfg.write_text("Host lab-peer\n  HostName 127.0.0.1\n  Port 40002\n")
+    env = NetEnv.parse(f"NETIF=eth0\nLOCAL_V4=192.0.2.1\nREMOTE_V4=192.0.2.2\n"
+                       f"REMOTE_ARGS=-i /root/k root@192.0.2.2\nKTLSKIT_REMOTE=lab-peer\n"
+                       f"KTLSKIT_SSH_CONFIG={cfg}\n", "lab.config")
+    env.check()  # REMOTE_ARGS is how the DUT logs in: its syntax is ssh's, not checked here
+    assert env.remote_target == "lab-peer"

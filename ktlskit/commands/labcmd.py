@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from .. import lab
+from ..guest import GuestConfig
 from ..pipeline import ensure_kernel
 from ..progress import say
 from .common import add_kernel_options, kernel_options
@@ -29,8 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    if args.idle_timeout <= 0 or args.cpus < 1:
-        raise SystemExit("ktlskit lab up: --idle-timeout and --cpus must be positive")
+    if args.idle_timeout <= 0:
+        raise lab.LabError(f"--idle-timeout {args.idle_timeout}: seconds, more than 0")
+    GuestConfig(cpus=args.cpus, memory=args.memory).check()  # before any build
     _, kb = ensure_kernel(kernel_options(args))
     rec = lab.up(kb.bzimage, args.cpus, args.memory, args.idle_timeout)
     print(rec.env_file)

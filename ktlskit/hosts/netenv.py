@@ -24,7 +24,7 @@ import ipaddress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .target import TargetError
+from .target import TargetError, resolve
 
 _KEYS = {"NETIF": "netif", "LOCAL_V4": "local_v4", "LOCAL_V6": "local_v6",
          "REMOTE_V4": "remote_v4", "REMOTE_V6": "remote_v6", "REMOTE_TYPE": "remote_type",
@@ -107,6 +107,20 @@ class NetEnv:
                     _check_address(where, name, addr, int(v))
         if self.ssh_config and not Path(self.ssh_config).expanduser().is_file():
             raise EnvError(f"{where}: KTLSKIT_SSH_CONFIG {self.ssh_config} does not exist")
+        self._check_targets()
+
+    def _check_targets(self) -> None:
+        """The machines ktlskit logs into, as the SSH config names them (no connection)."""
+        named = [("KTLSKIT_DUT (--dut)", self.dut)] if self.dut else []
+        if self.remote_type == "ssh":
+            key = "KTLSKIT_REMOTE (--peer)" if self.remote else "REMOTE_ARGS"
+            named.append((key, self.remote_target))
+        cfg = Path(self.ssh_config).expanduser() if self.ssh_config else None
+        for key, spec in named:
+            try:
+                resolve(spec, cfg)
+            except TargetError as exc:
+                raise EnvError(f"{self.source}: {key}: {exc}") from exc
 
     @property
     def remote_target(self) -> str:

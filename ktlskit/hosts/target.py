@@ -53,15 +53,24 @@ def resolve(spec: str, ssh_config: Path | None = None) -> SshTarget:
     cfg_path = (ssh_config or DEFAULT_CONFIG).expanduser()
     if ssh_config is not None and not cfg_path.is_file():
         raise TargetError(f"SSH config {cfg_path} does not exist")
-    cfg = paramiko.SSHConfig.from_path(str(cfg_path)) if cfg_path.is_file() \
-        else paramiko.SSHConfig()
-    found = cfg.lookup(host)
+    try:
+        cfg = paramiko.SSHConfig.from_path(str(cfg_path)) if cfg_path.is_file() \
+            else paramiko.SSHConfig()
+        found = cfg.lookup(host)
+    except (paramiko.SSHException, OSError) as exc:
+        raise TargetError(f"SSH config {cfg_path}: {exc}") from exc
     if "proxyjump" in found:
         raise TargetError(f"{spec}: ProxyJump in {cfg_path} is not supported; use ProxyCommand "
                           "'ssh -W %h:%p JUMPHOST'")
     user = m["user"] or found.get("user") or "root"
     hostname = found.get("hostname", host)
-    port = int(m["port"] or found.get("port", 22))
+    try:
+        port = int(m["port"] or found.get("port", 22))
+    except ValueError:
+        raise TargetError(f"{spec}: Port {found.get('port')!r} in {cfg_path} is not a "
+                          "number") from None
+    if not 1 <= port <= 65535:
+        raise TargetError(f"{spec}: port {port} is not a TCP port (1 to 65535)")
     keys = tuple(_expand(k, hostname, user, port) for k in found.get("identityfile", []))
     for k in keys:
         if not Path(k).is_file():
@@ -70,6 +79,6 @@ def resolve(spec: str, ssh_config: Path | None = None) -> SshTarget:
                   for k in found.get("userknownhostsfile", " ".join(DEFAULT_KNOWN_HOSTS)).split())
     strict = found.get("stricthostkeychecking", "ask").lower() not in ("no", "off",
                                                                      "accept-new")
-    proxy = found.get("proxycommand", "")
+    proxy = found.get("proxycommand") or ""  # paramiko: None for "ProxyCommand none"
     return SshTarget(spec.strip(), hostname, port, user, keys, known, strict,
                      "" if proxy.lower() == "none" else proxy)
