@@ -58,6 +58,7 @@ def _resolve(name: str) -> Callable[..., object]:
 class Defer:
     def __init__(self, journal: Path | None = None) -> None:
         self._entries: list[_Entry] = []
+        self._unreadable: list[str] = []  # journal lines replay() could not read
         self.journal = journal
 
     def defer(self, fn: Callable[..., object], *args: Any) -> None:
@@ -69,11 +70,11 @@ class Defer:
         self._entries.append(_Entry(fn, args))
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._entries) + len(self._unreadable)
 
     def run(self) -> None:
         """Run every entry, newest first; one failing does not stop the others."""
-        errors = []
+        errors, self._unreadable = self._unreadable, []
         while self._entries:
             entry = self._entries.pop()
             try:
@@ -98,14 +99,25 @@ class Defer:
 
     @classmethod
     def replay(cls, journal: Path) -> Defer:
-        """The entries another process journaled (none if the journal is gone)."""
+        """The entries another process journaled (none if the journal is gone).
+
+        A line that cannot be read (the process was killed while writing it, or the journal
+        names a function this ktlskit lacks) is skipped; ``run`` undoes the rest and then
+        names it in its CleanupError, so what it stood for is not silently left behind.
+        """
         undo = cls(journal)
         try:
             lines = journal.read_text().splitlines()
         except FileNotFoundError:
             return undo
-        for line in lines:
-            if line.strip():
+        for n, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
                 entry = json.loads(line)
                 undo._entries.append(_Entry(_resolve(entry["fn"]), tuple(entry["args"])))
+            except (ValueError, KeyError, TypeError, ImportError, AttributeError,
+                    CleanupError) as exc:
+                undo._unreadable.append(f"{journal}:{n}: cannot read {line[:120]!r} ({exc}); "
+                                        "undo that step by hand")
         return undo
