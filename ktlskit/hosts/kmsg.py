@@ -8,11 +8,11 @@ filtering runs there, in awk, so a large buffer does not cross the network each 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 from .host import HostError, HostResult, HostSplatError
 from .splat import Splat, find_splats
+from .watch import SplatWatch
 
 _LAST = "ktlskit-kmsg-last "
 # One read(2) of /dev/kmsg returns one record; non-blocking, dd stops at the end of the log.
@@ -42,13 +42,14 @@ def parse(text: str) -> tuple[str, int]:
     return "\n".join(lines), last
 
 
-class KmsgWatch:
+class KmsgWatch(SplatWatch):
     """New splats since the last look; ``run`` runs a shell command on the machine."""
 
     def __init__(self, run: Run, where: str, settle: float = 1.0) -> None:
+        super().__init__(lambda: "", settle,
+                         lambda splats, context: HostSplatError(splats, context, where))
         self._run = run
         self._where = where
-        self._settle = settle
         self._mark = self._read(-1)[1]
 
     def _read(self, mark: int) -> tuple[str, int]:
@@ -59,15 +60,6 @@ class KmsgWatch:
                             f"{res.rc}; root needed): {res.stderr.strip()}")
         return text, last
 
-    def new_splats(self) -> list[Splat]:
-        text, self._mark = self._read(self._mark)
-        return find_splats(text)
-
-    def check(self, context: str = "") -> None:
-        """Raise HostSplatError for new splats, after letting the report finish printing."""
-        mark = self._mark
-        if not self.new_splats():
-            return
-        time.sleep(self._settle)
-        self._mark = mark
-        raise HostSplatError(self.new_splats(), context, self._where)
+    def _since(self, mark: int) -> tuple[list[Splat], int]:
+        text, last = self._read(mark)
+        return find_splats(text), last
