@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import ciphers, peer, tlsstats, topologies
+from . import ciphers, peer, peerrun, tlsstats, topologies
 from .errors import KtlskitError
 from .hosts import Host
 from .hosts.call import CallError, Pending, call, start
@@ -323,13 +323,13 @@ def _traffic(wiring: Wiring, spec: ScenarioSpec, started: Started | None
     ctl = {r: f"{e.host.tmpdir}/{r}.ctl" for r, e in (("server", wiring.server),
                                                       ("client", wiring.client))}
     srv_kw = _peer_kwargs(spec, wiring, "server", ctl)
-    server = start(wiring.server.host, peer.run_peer, netns=wiring.server.netns,
+    server = start(wiring.server.host, peerrun.run_peer, netns=wiring.server.netns,
                    timeout=spec.timeout, **srv_kw)
     pending = [server]
     try:
         server.await_text("listening on", GUEST_PY_TIMEOUT, "the server peer")
         cli_kw = {**_peer_kwargs(spec, wiring, "client", ctl), "port": _listening_port(server)}
-        client = start(wiring.client.host, peer.run_peer, netns=wiring.client.netns,
+        client = start(wiring.client.host, peerrun.run_peer, netns=wiring.client.netns,
                        timeout=spec.timeout, **cli_kw)
         pending.append(client)
         if started is not None:

@@ -4,10 +4,11 @@ its typed result comes back; errors come back typed; only ktlskit functions are 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 
-from ktlskit import peer, tlsstats, topology
+from ktlskit import peer, peerrun, tlsstats, topology
 from ktlskit.hosts.call import CallError, RemoteError, call, command, decode, encode, start
 from ktlskit.hosts.local import LocalHost
 from ktlskit.tlsstats import Snapshot, SocketTls
@@ -15,8 +16,10 @@ from ktlskit.topology import Names, Topology
 
 
 @pytest.fixture(scope="module")
-def host() -> LocalHost:
-    return LocalHost()
+def host() -> Iterator[LocalHost]:
+    h = LocalHost()
+    yield h
+    h.close()
 
 
 def test_a_dict_result(host: LocalHost) -> None:
@@ -76,4 +79,4 @@ def test_encode_decode_round_trip() -> None:
 
 def test_a_function_cannot_shadow_the_seams_own_options(host: LocalHost) -> None:
     with pytest.raises(CallError, match="parameter named timeout"):
-        call(host, peer.accept_one, "127.0.0.1", 0)
+        call(host, peerrun.accept_one, "127.0.0.1", 0)

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .. import ciphers, link, paths, peer, report, scenario, topologies
+from .. import ciphers, link, paths, peer, peerrun, report, scenario, topologies
 from ..guest import Guest, warm
 from ..hosts import Host
 from ..hosts.call import call
@@ -62,7 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("peer", help="a kTLS traffic peer (same as python -m ktlskit.peer)",
                        add_help=False)
     p.add_argument("args", nargs=argparse.REMAINDER)
-    p.set_defaults(func=lambda a: peer.main(a.args))
+    p.set_defaults(func=lambda a: peerrun.main(a.args))
 
 
 def spec_from(args: argparse.Namespace, machines: bool = False) -> scenario.ScenarioSpec:
