@@ -9,8 +9,8 @@ the care machines that matter need:
 
 - it touches only the interfaces and addresses the env names (NETIF, LOCAL_V4/V6 on the
   DUT; the remote's interface holding REMOTE_V4/V6, or KTLSKIT_REMOTE_NETIF);
-- it refuses to change the interface that carries an SSH session (ktlskit's own, or the
-  user's on the DUT) and says so before changing anything;
+- it refuses to change an interface that carries an SSH session (ktlskit's own, the
+  user's on the DUT, any sshd connection ``ss`` shows) and says so before changing anything;
 - what it changes (a missing address, a link that was down, the TLS offload features of
   NETIF) is undone at the end, also after Ctrl-C or SIGTERM (a second Ctrl-C waits).
 The remote's offload features are never changed (the kernel's rule: leave the remote be).
@@ -104,10 +104,26 @@ def _holder(links: list[dict], addr: str) -> str:
     return ""
 
 
-def _ssh_interface(host: Host, links: list[dict]) -> str:
-    """The interface carrying the SSH session on ``host`` ("" when there is none)."""
+def _local_address(column: str) -> str:
+    """The address of an ``ss`` address column: ``192.0.2.2:22``, ``[fe80::1]%eth0:22``,
+    ``[::ffff:192.0.2.2]:22``."""
+    addr = column.rpartition(":")[0].split("%")[0].strip("[]")
+    mapped = addr.removeprefix("::ffff:")
+    return mapped if mapped != addr and "." in mapped else addr
+
+
+def _ssh_interfaces(host: Host, links: list[dict]) -> set[str]:
+    """The interfaces carrying an SSH session on ``host``: ktlskit's own (or the user's, when
+    ktlskit runs on the DUT: SSH_CONNECTION) and every established connection of an sshd
+    (``ss -p``: as root, also other users' sessions, and when sudo dropped SSH_CONNECTION)."""
     conn = host.run("printenv SSH_CONNECTION", timeout=30, check=False).stdout.split()
-    return _holder(links, conn[2]) if len(conn) == 4 else ""
+    addrs = {conn[2]} if len(conn) == 4 else set()
+    res = host.run("ss -Htnp state established", timeout=30, check=False)
+    for line in res.stdout.splitlines():
+        cols = line.split()
+        if len(cols) >= 5 and '("sshd' in line:  # sshd, or sshd-session (OpenSSH >= 9.8)
+            addrs.add(_local_address(cols[2]))
+    return {_holder(links, a) for a in addrs} - {""}
 
 
 def _end(env: NetEnv, label: str, host: Host, netns: str) -> tuple[LinkEnd, list[dict]]:
@@ -199,9 +215,9 @@ def prepared(env: NetEnv, dut: Host, remote: Host, offload: bool = False) -> Ite
     plans = []
     for end, links in ((d_end, d_links), (r_end, r_links)):
         plan = _plan(end, links, offload)
-        carrier = _ssh_interface(end.host, links) if not end.netns else ""
-        if plan and carrier == end.ifname:
-            raise LinkError(f"refusing to reconfigure {end.where}: it carries the SSH session "
+        carriers = _ssh_interfaces(end.host, links) if not end.netns else set()
+        if plan and end.ifname in carriers:
+            raise LinkError(f"refusing to reconfigure {end.where}: it carries an SSH session "
                             f"({'; '.join(p[0] for p in plan)} needed); configure it yourself "
                             "or name another interface")
         plans.append((end, plan))

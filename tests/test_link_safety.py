@@ -23,9 +23,10 @@ class RecordedMachine:
     python = "python3"
     tmpdir = "/tmp/x"
 
-    def __init__(self, name: str, ssh_from: str = "") -> None:
+    def __init__(self, name: str, ssh_from: str = "", sockets: str = "") -> None:
         self.name = name
         self.ssh_from = ssh_from
+        self.sockets = sockets  # ss -Htnp state established
         self.commands: list[str] = []
 
     def run(self, command: str, timeout: float = 60, check: bool = True) -> HostResult:
@@ -35,6 +36,8 @@ class RecordedMachine:
             out = (FIXTURES / "ip-addr-j.json").read_text()
         elif command == "printenv SSH_CONNECTION":
             out = f"{self.ssh_from} 22\n" if self.ssh_from else ""
+        elif command == "ss -Htnp state established":
+            out = self.sockets
         elif command.startswith("ethtool -k"):
             out = (FIXTURES / "ethtool-k-virtio.txt").read_text()
         elif command.startswith("ethtool -i"):
@@ -84,7 +87,7 @@ def test_an_address_already_there_is_left_alone() -> None:
 def test_the_ssh_interface_is_never_reconfigured() -> None:
     dut = RecordedMachine("dut", "203.0.113.9 50000 192.0.2.2")  # SSH arrives on eth0
     with pytest.raises(link.LinkError, match=r"refusing to reconfigure eth0 on dut: it "
-                                             r"carries the SSH session \(add 198\.51\.100\.1"), \
+                                             r"carries an SSH session \(add 198\.51\.100\.1"), \
             link.prepared(_env(netif="eth0"), dut, RecordedMachine("peer")):
         pytest.fail("taken")
     assert dut.changes() == []
@@ -112,3 +115,38 @@ def test_offload_on_an_interface_without_it_is_refused_before_any_change() -> No
             link.prepared(_env(), dut, RecordedMachine("peer"), offload=True):
         pytest.fail("taken")
     assert dut.changes() == []
+
+
+# ss -Htnp state established on the recorded machine: an admin's SSH session (OpenSSH 9.8+
+# names the session process sshd-session), a web server, a session over link-local IPv6
+SSH_ON_ETH0 = ('0      0      192.0.2.2:22    203.0.113.9:50514 users:(("sshd-session",'
+               'pid=912,fd=7),("sshd-session",pid=870,fd=7))\n')
+WEB_ON_ETH0 = '0      0      192.0.2.2:443   203.0.113.9:50600 users:(("nginx",pid=77,fd=9))\n'
+SSH_V6_MAPPED = ('0      0      [::ffff:192.0.2.2]:22 [::ffff:203.0.113.9]:50514 '
+                 'users:(("sshd",pid=5,fd=4))\n')
+
+
+@pytest.mark.parametrize("sockets", [SSH_ON_ETH0, SSH_V6_MAPPED])
+def test_any_ssh_session_protects_its_interface(sockets: str) -> None:
+    # no SSH_CONNECTION (sudo drops it; or the session is someone else's): ss still sees it
+    dut = RecordedMachine("dut", sockets=WEB_ON_ETH0 + sockets)
+    with pytest.raises(link.LinkError, match="refusing to reconfigure eth0 on dut"), \
+            link.prepared(_env(netif="eth0"), dut, RecordedMachine("peer")):
+        pytest.fail("taken")
+    assert dut.changes() == []
+
+
+def test_other_services_do_not_protect_an_interface() -> None:
+    dut = RecordedMachine("dut", sockets=WEB_ON_ETH0)
+    with link.prepared(_env(netif="eth0"), dut, RecordedMachine("peer")):
+        pass
+    assert dut.changes()[0] == "ip addr add 198.51.100.1/24 dev eth0"
+
+
+@pytest.mark.parametrize(("column", "addr"), [
+    ("192.0.2.2:22", "192.0.2.2"), ("[2001:db8::1]:22", "2001:db8::1"),
+    ("[fe80::1]%eth0:22", "fe80::1"), ("[::ffff:192.0.2.2]:22", "192.0.2.2"),
+    ("[::ffff:1]:22", "::ffff:1"),
+])
+def test_ss_address_columns(column: str, addr: str) -> None:
+    assert link._local_address(column) == addr

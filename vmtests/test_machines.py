@@ -95,7 +95,7 @@ def test_the_interface_carrying_ssh_is_not_reconfigured(machines: Machines) -> N
         pytest.skip("ktlskit reaches the DUT without SSH (it runs on it, outside an SSH login)")
     before = _addresses(machines.dut)
     env = replace(machines.env, netif=ifname, local_v4="198.51.100.1", local_v6="")
-    with pytest.raises(link.LinkError, match="carries the SSH session"), \
+    with pytest.raises(link.LinkError, match="carries an SSH session"), \
             link.prepared(env, machines.dut, machines.remote):
         pytest.fail("the SSH interface was taken")
     assert _addresses(machines.dut) == before
