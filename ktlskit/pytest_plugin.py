@@ -114,6 +114,14 @@ class Machines:
     remote: Host
 
 
+def _lab_down() -> None:
+    """Power the session's lab off; a splat its consoles showed (also one no test was
+    running for) fails the session."""
+    splats = lab.down()
+    if splats:
+        raise lab.LabError("the lab's consoles showed kernel splats: " + "; ".join(splats))
+
+
 @pytest.fixture(scope="session")
 def machines(request: pytest.FixtureRequest) -> Iterator[Machines]:
     """The DUT and remote of ``--env FILE``; without it, a lab of two guests (booted for the
@@ -128,7 +136,7 @@ def machines(request: pytest.FixtureRequest) -> Iterator[Machines]:
         started = lab.current() is None
         env = NetEnv.load(lab.up(kb.bzimage).env_file)
         if started:
-            request.addfinalizer(lab.down)
+            request.addfinalizer(_lab_down)
     with link.machines(env) as (dut, remote):
         hosts = [dut] if remote is dut else [dut, remote]
         _active.extend(hosts)

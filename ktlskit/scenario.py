@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from . import ciphers, peer, peerrun, tlsstats, topologies
 from .errors import KtlskitError
-from .hosts import Host
+from .hosts import Host, HostError
 from .hosts.call import CallError, Pending, call, start
 from .peer import KeyMaterial, frames, throughput_mbps
 from .progress import say
@@ -206,7 +206,7 @@ def on_topology(host: Host, spec: ScenarioSpec) -> Iterator[Wiring]:
     except BaseException:
         try:
             call(host, topologies.teardown, topo.run_id, timeout=GUEST_PY_TIMEOUT)
-        except CallError as exc:  # the run's own error is the one to report
+        except HostError as exc:  # the run's own error is the one to report (a dead host too)
             say(f"and the teardown of topology {topo.run_id} failed: {exc}")
         raise
     call(host, topologies.teardown, topo.run_id, timeout=GUEST_PY_TIMEOUT)
