@@ -252,9 +252,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def measure(argv: list[str]) -> dict[str, Any]:
     """The bench for these command-line options: its raw document (``ktlskit.hosts.call``)."""
-    args = _parser().parse_args(argv)
-    args.tls_version = sorted(set(args.tls_version or VERSIONS))
-    return run(args)
+    return run(_args(argv))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -269,12 +267,17 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
+def _args(argv: list[str] | None) -> argparse.Namespace:
     p = _parser()
     args = p.parse_args(argv)
     args.tls_version = sorted(set(args.tls_version or VERSIONS))
     if args.bytes < 1 or args.rounds < 1 or args.rekey_every < 0:
         p.error("--bytes and --rounds must be positive, --rekey-every not negative")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _args(argv)
     try:
         out = run(args)
     except KtlskitError as exc:
