@@ -24,6 +24,7 @@ from ktlskit.hosts import Host, HostSplatError
 from ktlskit.kernel.build import BuildResult
 from ktlskit.pytest_plugin import Machines
 
+pytestmark = pytest.mark.lab
 NBYTES = 256 << 10
 LKDTM = "/sys/kernel/debug/provoke-crash/DIRECT"
 
