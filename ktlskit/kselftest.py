@@ -19,9 +19,12 @@ from .errors import KtlskitError
 from .guest import Guest
 from .kernel.build import BuildResult, make
 from .progress import step
+from .pyselftest import build_run_tree, is_python_test
 from .shell import cmd
 
 RUN_TIMEOUT = 3600
+# Python tests of netdevsim's debugfs knobs expect debugfs where distributions mount it
+MOUNT_DEBUGFS = "mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug"
 
 
 class KselftestError(KtlskitError):
@@ -94,7 +97,10 @@ def _selftests_dir(tree: Path) -> Path:
 
 
 def build_selftest(kbuild: BuildResult, name: str) -> tuple[Path, list[str]]:
-    """Build; return (directory to run in, argv to run)."""
+    """Build; return (directory to run in, argv to run).
+
+    ``TARGET/TEST.py`` is a Python test (``lib/py``): see ``ktlskit.pyselftest``.
+    """
     tree = kbuild.tree
     target, test = split_name(name)
     if test is not None and (_selftests_dir(tree) / name).is_dir():
@@ -102,11 +108,22 @@ def build_selftest(kbuild: BuildResult, name: str) -> tuple[Path, list[str]]:
     tdir = _selftests_dir(tree) / target
     if not tdir.is_dir():
         raise KselftestError(f"no kselftest target {target!r} in {_selftests_dir(tree)}")
+    if test is not None and test.endswith(".py") and not is_python_test(tree, name):
+        raise KselftestError(f"no Python selftest {test!r} in {tdir}")
     with step("installing kernel headers for selftests"):
         make(tree, kbuild.build_dir, ["headers"], what="make headers")
     khdr = f"KHDR_INCLUDES=-isystem {kbuild.build_dir / 'usr/include'}"
     out = kbuild.build_dir / "kselftest" / target
     out.mkdir(parents=True, exist_ok=True)
+    if test is not None and is_python_test(tree, name):
+        run = kbuild.build_dir / "kselftest-run"
+
+        def helper(target_dir: Path, hout: Path, prog: str) -> None:
+            with step(f"building {prog} for {name}"):
+                make(target_dir, hout, [f"OUTPUT={hout}", khdr, str(hout / prog)],
+                     what=f"build {prog}")
+
+        return run, build_run_tree(tree, name, out, run, helper)
     if test is not None:
         with step(f"building selftest {name}"):
             make(tdir, out, [f"OUTPUT={out}", khdr, str(out / test)], what=f"build {name}")
@@ -122,7 +139,9 @@ def build_selftest(kbuild: BuildResult, name: str) -> tuple[Path, list[str]]:
 def run_in_guest(guest: Guest, workdir: Path, argv: list[str], name: str,
                  timeout: float = RUN_TIMEOUT) -> KselftestRun:
     start = time.monotonic()
-    command = f"cd /tmp && {shlex.join(argv)} 2>&1"
+    # Python tests only: C targets (net/tls) run exactly as before
+    mount = f"{MOUNT_DEBUGFS}; " if name.endswith(".py") else ""
+    command = f"{mount}cd /tmp && {shlex.join(argv)} 2>&1"
     with step(f"running kselftest {name} in the guest"):
         res = guest.run(command, timeout=timeout, check=False)
     report = ktap.parse(res.stdout)

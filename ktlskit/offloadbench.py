@@ -2,7 +2,7 @@
 
 ``python -m ktlskit.offloadbench --bytes N --rounds K --tls-version 1.2 --tls-version 1.3``
 sets up the ``netdevsim`` topology (two linked ports in namespaces ``ktls-a``/``ktls-b``, the
-fake TLS offload of ``patches/netdevsim-tls``) and runs K rounds; each round runs every mode
+fake TLS offload of ``patches/tls-offload``) and runs K rounds; each round runs every mode
 once, in an order that rotates from round to round. A mode (:class:`ModeSpec`) is a TLS
 version, offload on or off (``ethtool -K tls-hw-tx/rx-offload``), and a KeyUpdate schedule.
 
@@ -10,8 +10,9 @@ Each transfer is one verified one-way stream (``ktlskit.benchstream``) from a kT
 ``ktls-a`` (TX) to a kTLS server in ``ktls-b`` (RX), keys installed with raw
 ``setsockopt(SOL_TLS)``. Right after the install the namespaces' ``TlsCurr{Tx,Rx}Device``
 say where the kernel put each direction: an offload mode whose sockets the kernel kept in
-software is reported as "not supported by this kernel" (7.3 refuses TLS 1.3 offload) and not
-run again. After the transfer the device counters must have moved (``tx_tls_encrypted_*`` on
+software is reported as "not supported by this kernel" (7.3 without ``patches/tls-offload``
+refuses TLS 1.3 offload; with it, the rekey of an offloaded direction is refused) and not run
+again. After the transfer the device counters must have moved (``tx_tls_encrypted_*`` on
 the sender's port, ``rx_tls_decrypted_*`` on the receiver's) for an offload mode, and must not
 have for a software mode; anything else fails the benchmark, so an "offload" figure is never
 software in disguise. The device share (bytes the device handled / bytes of records on the
@@ -52,7 +53,8 @@ from .ciphers import lookup
 from .errors import KtlskitError
 from .keyschedule import DirectionState
 from .ksocket import Direction, KtlsError, KtlsSocket
-from .offload import Counters, connect
+from .offload.netns import connect
+from .offload.nsim import Counters
 
 VERSIONS = ("1.2", "1.3")
 CIPHERS = ("aes-gcm-128", "aes-gcm-256")  # what the fake device offloads
@@ -232,7 +234,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         topo = topology.setup("netdevsim", offload=True)
     except topology.TopologyError as exc:
-        raise BenchError(f"{exc} (the netdevsim TLS offload needs patches/netdevsim-tls)") \
+        raise BenchError(f"{exc} (the netdevsim TLS offload needs patches/tls-offload)") \
             from exc
     unsupported: dict[str, str] = {}
     try:

@@ -50,6 +50,9 @@ def ensure_kernel(opts: KernelOptions) -> tuple[KernelSource, BuildResult]:
     series, config fragments, and for a user's tree no file newer than that build), it is used
     as it is, without syncing the tree or running make; otherwise make decides."""
     opts.check()
+    built = already_built(opts)
+    if built is not None:
+        return built
     with build_lock():
         src = source.resolve(opts.kernel_src)
         ser = series.load()
@@ -58,3 +61,28 @@ def ensure_kernel(opts: KernelOptions) -> tuple[KernelSource, BuildResult]:
             say(f"kernel up to date: {last.bzimage}")
             return src, last
         return src, build.build(src, opts.profile, ser)
+
+
+def already_built(opts: KernelOptions) -> tuple[KernelSource, BuildResult] | None:
+    """The up-to-date build of ``opts``, found without the build lock, or None.
+
+    Only reads: a build of another profile (CI builds the debug kernel while the tests use the
+    default one) must not make a user wait for the lock when there is nothing to build. A build
+    in progress has removed its profile's record first (``build.build``), so a profile being
+    rebuilt is never taken from here. Sources that would need fetching or unpacking (a tarball)
+    go through the lock."""
+    kernel_src = opts.kernel_src
+    if kernel_src and kernel_src != "debian" and not Path(kernel_src).expanduser().is_dir():
+        return None
+    choice = source.remembered() if not kernel_src else None
+    if choice and choice["kind"] not in ("debian", "tree"):
+        return None
+    try:
+        src = source.resolve(kernel_src, fetch=False)
+    except source.KernelSourceError:
+        return None
+    last = build.up_to_date(src, opts.profile, series.load())
+    if last is None:
+        return None
+    say(f"kernel up to date: {last.bzimage}")
+    return src, last

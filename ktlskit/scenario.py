@@ -84,6 +84,9 @@ class ScenarioSpec:
             why = topologies.offload_problem(self.topology, self.version, cipher.name)
             if why:
                 raise ScenarioError(why)
+            if self.rekey_every or self.extra_rekey:
+                raise ScenarioError("--offload: an offloaded direction cannot be rekeyed yet "
+                                    "(the kernel answers EOPNOTSUPP); use --no-rekey")
 
 
 @dataclass

@@ -56,8 +56,8 @@ KINDS: dict[str, TopologyKind] = {t.name: t for t in (
     TopologyKind("veth", "a veth pair between two namespaces (veth has no TLS offload)",
                  topology.build_veth),
     TopologyKind("netdevsim", "two linked netdevsim ports in two namespaces, with the fake "
-                 "TLS offload of patches/netdevsim-tls", topology.build_netdevsim,
-                 OffloadCaps(versions=("1.2",), ciphers=("aes-gcm-128", "aes-gcm-256"),
+                 "TLS offload of patches/tls-offload", topology.build_netdevsim,
+                 OffloadCaps(versions=("1.2", "1.3"), ciphers=("aes-gcm-128", "aes-gcm-256"),
                              device_counters=DEVICE_TLS_COUNTERS)),
     TopologyKind("link", "two machines over the interface an env file names (--env): the "
                  "client on the DUT, the server on the remote", None,

@@ -29,7 +29,7 @@ from .errors import KtlskitError
 V4 = ("192.0.2.1", "192.0.2.2")
 V6 = ("2001:db8::1", "2001:db8::2")
 NSIM_BUS = Path("/sys/bus/netdevsim")
-# The fixed names ``offload.py`` still builds its pair with (``setup()`` below).
+# The fixed names ktlskit/offload/ builds its pair with (``setup()`` below).
 NS_A, NS_B = "ktls-a", "ktls-b"
 NSIM_IDS = (4201, 4202)
 T = TypeVar("T")
@@ -240,24 +240,55 @@ def _link_nsim(names: Names) -> None:
         os.close(fb)
 
 
+TLS_FEATURES = ("tls-hw-tx-offload", "tls-hw-rx-offload")
+
+
 def set_offload(topo: Topology, on: bool) -> None:
-    """Turn the devices' TLS offload features on or off (``ethtool -K``)."""
+    """Turn the devices' TLS offload features on or off (``ethtool -K``), and check with
+    ``ethtool -k`` that they are (ethtool exits 0 when it changed only some of the features).
+
+    RX offload needs RX checksumming (the kernel drops ``tls-hw-rx-offload`` without it),
+    which netdevsim leaves off by default: turning offload on turns ``rx`` on first.
+    """
     state = "on" if on else "off"
     if not topo.devices:
         raise TopologyError(f"--offload needs a device; topology {topo.kind} has none")
     for dev in topo.devices:
         ns, _, ifname = dev.rpartition("/")
-        argv = ["ethtool", "-K", ifname, "tls-hw-tx-offload", state, "tls-hw-rx-offload", state]
-        if ns:
-            argv = ["ip", "netns", "exec", ns, *argv]
-        res = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
-        if res.returncode != 0:
+        if on:
+            _ethtool(ns, ["-K", ifname, "rx", "on"])
+        _ethtool(ns, ["-K", ifname, *[w for f in TLS_FEATURES for w in (f, state)]])
+        shown = _features(_ethtool(ns, ["-k", ifname]))
+        wrong = [f"{f}: {shown.get(f, 'absent')}" for f in TLS_FEATURES
+                 if not shown.get(f, "").startswith(state)]
+        if wrong:
             raise TopologyError(f"topology step 'ethtool -K {ifname} tls-hw-*-offload {state}' "
-                                f"failed: {(res.stderr or res.stdout).strip()}")
+                                f"did not take: {'; '.join(wrong)}")
         topo.offload = on
 
 
-# ---- the fixed-name pair offload.py uses (until it takes Names) ----------------
+def _ethtool(ns: str, args: list[str]) -> str:
+    argv = ["ethtool", *args]
+    if ns:
+        argv = ["ip", "netns", "exec", ns, *argv]
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+    if res.returncode != 0:
+        raise TopologyError(f"topology step '{' '.join(argv[-len(args) - 1:])}' failed: "
+                            f"{(res.stderr or res.stdout).strip()}")
+    return res.stdout
+
+
+def _features(text: str) -> dict[str, str]:
+    """``ethtool -k`` output as feature -> state (``on``, ``off [fixed]``, ...)."""
+    out = {}
+    for line in text.splitlines():
+        name, sep, value = line.strip().partition(": ")
+        if sep:
+            out[name] = value.strip()
+    return out
+
+
+# ---- the fixed-name pair ktlskit/offload/ uses (until it takes Names) -----------
 
 def setup(kind: str, offload: bool = False) -> Topology:
     """The topology under the fixed names (``ktls-a``/``ktls-b``), replacing a previous one."""

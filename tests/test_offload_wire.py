@@ -6,7 +6,7 @@ import os
 import struct
 
 from ktlskit.keyschedule import DirectionState
-from ktlskit.offload import Capture, decrypt_wire, reassemble
+from ktlskit.offload.wire import Capture, decrypt_wire, reassemble
 from ktlskit.records import RecordProtection
 
 
@@ -38,8 +38,9 @@ def test_segments_reassemble_and_open() -> None:
     assert got_isn == isn and fin
     stream, again, mismatch = reassemble(isn, got_segs)
     assert stream == wire and again == len(resent[1]) and mismatch == 0
-    out, records, err = decrypt_wire(stream, st)
-    assert err is None and out == plain and records == -(-len(plain) // 16384)
+    recs = decrypt_wire(stream, st)
+    assert recs.error is None and recs.plaintext == plain
+    assert recs.records == -(-len(plain) // 16384) and set(recs.types) == {23}
 
 
 def test_a_changed_retransmit_and_a_bad_tag_are_reported() -> None:
@@ -51,10 +52,33 @@ def test_a_changed_retransmit_and_a_bad_tag_are_reported() -> None:
     _, again, mismatch = reassemble(0, [*segs, (1001, bytes(changed))])
     assert (again, mismatch) == (100, 1)
     wire[-1] ^= 1
-    _, _, err = decrypt_wire(bytes(wire), st)
+    err = decrypt_wire(bytes(wire), st).error
     assert err is not None and "Auth" in err
 
 
 def test_a_hole_stops_the_stream() -> None:
     stream, _, _ = reassemble(0, [(1, b"abc"), (10, b"xyz")])
     assert stream == b"abc"
+
+
+def _state13() -> DirectionState:
+    return DirectionState.from_tls13_secret("aes-gcm-256", os.urandom(48), seq=1 << 40)
+
+
+def test_tls13_records_open_with_their_inner_types() -> None:
+    st = _state13()
+    prot = RecordProtection(st)
+    wire = prot.seal_many(23, os.urandom(40_000)) + prot.seal(22, b"\x04\x00\x00\x01x", 7)
+    recs = decrypt_wire(wire, st)
+    assert recs.error is None and recs.types == (23, 23, 23, 22)
+    assert len(recs.plaintext) == 40_000  # only application data counts as plaintext
+    # no explicit nonce: the header is followed by ciphertext, 5 + 1 + 16 bytes of overhead
+    assert len(wire) == 40_000 + 5 + 3 * 22 + 5 + 1 + 7 + 16
+
+
+def test_tls13_record_number_is_in_the_nonce() -> None:
+    """A record sealed with the next record number does not open in its place."""
+    st = _state13()
+    first = RecordProtection(st.with_seq(st.seq + 1)).seal(23, b"x" * 100)
+    err = decrypt_wire(first, st).error
+    assert err is not None and err.startswith("record 0: RecordAuthError")

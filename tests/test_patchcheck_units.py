@@ -13,8 +13,8 @@ from ktlskit.patchchecks import waivers as wv
 from ktlskit.patchchecks.model import PatchContext, SeriesGroup, Status, failed, new_since, passed
 from ktlskit.patchchecks.selftest import order_problems
 
-PROJECT_PATCH = (Path(__file__).parent.parent / "patches" / "netdevsim-tls"
-                 / "0002-netdevsim-add-kTLS-TX-device-offload.patch")
+PROJECT_PATCH = (Path(__file__).parent.parent / "patches" / "tls-offload"
+                 / "0007-netdevsim-add-kTLS-TX-device-offload.patch")
 
 MAIL = """\
 From 1234567890abcdef1234567890abcdef12345678 Mon Sep 17 00:00:00 2001
@@ -72,10 +72,10 @@ def test_parse_format_patch() -> None:
 
 
 def test_parse_the_projects_patch() -> None:
-    p = patchfile.parse(PROJECT_PATCH, "netdevsim-tls/" + PROJECT_PATCH.name)
-    assert p.author_email and p.tags.number == 2 and p.tags.total == 5
+    p = patchfile.parse(PROJECT_PATCH, "tls-offload/" + PROJECT_PATCH.name)
+    assert p.author_email and p.tags.number == 7 and p.tags.total == 10
     assert "drivers/net/netdevsim/tls.c" in {f.path for f in p.files if f.status == "added"}
-    assert p.short == "netdevsim-tls/0002"
+    assert p.short == "tls-offload/0007"
     assert p.trailers("Signed-off-by")
 
 
@@ -239,4 +239,18 @@ def test_export_base_names() -> None:
     assert export.version_tag("7.4.0-rc2") == "v7.4-rc2"
     cover = patchfile.parse(PROJECT_PATCH.parent / "0000-cover-letter.patch", "c")
     text = export.cover_text(cover)
-    assert "Design\n======" in text and "(5):" not in text and "files changed" not in text
+    assert "Core (patches 1-6)\n======" in text and "(10):" not in text
+    assert "files changed" not in text and "prerequisite-patch-id" not in text
+
+
+def test_self_test_no_match_in_a_tree_without_git_is_checked_against_the_files(
+        tmp_path: Path) -> None:
+    from ktlskit.patchchecks.maintainers import _matches_without_git
+    (tmp_path / "drivers/net/netdevsim").mkdir(parents=True)
+    (tmp_path / "drivers/net/netdevsim/tls_rx.c").write_text("")
+    line = "./MAINTAINERS:19271: warning: no file matches\tF:\t{}"
+    assert _matches_without_git(tmp_path, line.format("drivers/net/netdevsim/tls_rx.c"))
+    assert _matches_without_git(tmp_path, line.format("drivers/net/netdevsim/tls*"))
+    assert not _matches_without_git(tmp_path, line.format("drivers/net/netdevsim/tls_tx.c"))
+    (tmp_path / ".git").mkdir()  # with git, get_maintainer.pl's own answer stands
+    assert not _matches_without_git(tmp_path, line.format("drivers/net/netdevsim/tls_rx.c"))

@@ -56,6 +56,7 @@ def _fails_fast(argv: list[str], capsys: pytest.CaptureFixture[str], cache: Path
     (["--topology", "veth", "--offload"], ["topology veth has none", "netdevsim"]),
     (["--topology", "netdevsim", "--offload", "--tls-version", "1.2", "--no-rekey",
       "--cipher", "chacha20-poly1305"], ["offloads aes-gcm-128, aes-gcm-256 only"]),
+    (["--topology", "netdevsim", "--offload"], ["cannot be rekeyed", "--no-rekey"]),
     (["--memory", "2X"], ["--memory '2X'"]),
     (["--cpus", "0"], ["--cpus 0"]),
 ])

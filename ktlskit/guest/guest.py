@@ -353,3 +353,10 @@ class Guest:
         if pgid:
             with suppress(ProcessLookupError):
                 os.killpg(int(pgid), 9)
+        # SIGKILL is delivered at once but a QEMU with a gigabyte mapped takes a while to exit
+        # (longer on a loaded host): return only once it is gone, so "stopped" means stopped.
+        deadline = time.monotonic() + 20
+        while qemu_running(self._boot.dir) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if qemu_running(self._boot.dir):
+            say(f"QEMU of {self._boot.dir} still running 20s after SIGKILL")

@@ -142,6 +142,8 @@ def build(src: KernelSource, profile: str = "default",
     ser = the_series if the_series is not None else series.load()
     bdir = build_dir_for(src, profile)
     bdir.mkdir(parents=True, exist_ok=True)
+    # Until this build finishes, nothing may take the last one as current (already_built).
+    (bdir / "ktlskit-build.json").unlink(missing_ok=True)
     started = time.time()
     tree = series.prepared_tree(src, ser)
     kconfig.configure(tree, bdir, kconfig.profile_fragments(profile))

@@ -1,0 +1,82 @@
+"""Sockets and commands inside the topology's two network namespaces (``ktls-a``, ``ktls-b``)."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from .. import topology
+
+PORT = 4500
+IO_TIMEOUT = 120.0  # seconds any single socket operation may block
+COMMAND_TIMEOUT = 60.0
+
+
+class CaseFailure(Exception):
+    """The case could not run to its end; the message says where."""
+
+
+@contextmanager
+def in_netns(ns: str) -> Iterator[None]:
+    """Sockets created inside the block belong to ``ns`` (and stay there)."""
+    from pyroute2 import netns as pr_netns
+
+    pr_netns.pushns(ns)
+    try:
+        yield
+    finally:
+        pr_netns.popns()
+
+
+def run_in(ns: str, *argv: str) -> None:
+    """Run a command in a namespace; a failure is a CaseFailure with its output."""
+    full = ["ip", "netns", "exec", ns, *argv]
+    res = subprocess.run(full, capture_output=True, text=True, timeout=COMMAND_TIMEOUT,
+                         check=False)
+    if res.returncode:
+        raise CaseFailure(f"{' '.join(full)}: {(res.stderr or res.stdout).strip()}")
+
+
+def ethtool_k(ns: str, dev: str, **features: bool) -> None:
+    """``ethtool -K`` in a namespace, e.g. ``tls_hw_rx_offload=False``."""
+    argv = ["ethtool", "-K", dev]
+    for name, on in features.items():
+        argv += [name.replace("_", "-"), "on" if on else "off"]
+    run_in(ns, *argv)
+
+
+def tc(ns: str, *args: str) -> None:
+    run_in(ns, "tc", *args)
+
+
+def _timeouts(s: socket.socket) -> None:
+    """Kernel-side timeouts: the socket stays blocking (one sendmsg per send call)."""
+    tv = struct.pack("@ll", int(IO_TIMEOUT), 0)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tv)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
+
+
+def connect(port: int = PORT) -> tuple[socket.socket, socket.socket]:
+    """(client in ktls-a, server in ktls-b), both connected over the link."""
+    with in_netns(topology.NS_B):
+        ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    with in_netns(topology.NS_A):
+        c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        ls.bind((topology.V4[1], port))
+        ls.listen(1)
+        ls.settimeout(IO_TIMEOUT)
+        c.settimeout(IO_TIMEOUT)
+        c.connect((topology.V4[1], port))
+        s, _ = ls.accept()
+    finally:
+        ls.close()
+    for sk in (c, s):
+        sk.settimeout(None)
+        _timeouts(sk)
+        sk.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return c, s

@@ -1,0 +1,46 @@
+"""Host side of the offload cases: case specs and the per-version record sizes."""
+
+from __future__ import annotations
+
+import pytest
+
+from ktlskit.offload.run import CASES, parse_spec
+from ktlskit.offload.traffic import Suite
+
+
+def test_spec_defaults_and_parts() -> None:
+    assert parse_spec("bulk") == ("bulk", Suite("1.3", "aes-gcm-128"))
+    assert parse_spec("wire:1.2:aes-gcm-256") == ("wire", Suite("1.2", "aes-gcm-256"))
+    assert parse_spec("loss:aes-gcm-256") == ("loss", Suite("1.3", "aes-gcm-256"))
+
+
+@pytest.mark.parametrize("spec", ["nope", "bulk:1.1", "bulk:chacha20-poly1305", "bulk::"])
+def test_bad_specs_name_the_part(spec: str) -> None:
+    with pytest.raises(ValueError, match=r"unknown case|neither a TLS version"):
+        parse_spec(spec)
+
+
+def test_record_overhead_per_version() -> None:
+    assert Suite("1.2").overhead == 29  # header, explicit nonce, tag
+    assert Suite("1.3").overhead == 22  # header, inner content type, tag
+
+
+@pytest.mark.parametrize("version", ["1.2", "1.3"])
+def test_keys_for_both_directions_differ(version: str) -> None:
+    ab, ba = Suite(version, "aes-gcm-256").states()
+    assert ab.key != ba.key and len(ab.key) == 32
+    assert ab.crypto_info().pack() != ba.crypto_info().pack()
+
+
+def test_every_case_is_listed() -> None:
+    assert {"bulk", "wire", "records", "rekey", "delete"} <= set(CASES)
+
+
+def test_errno_names_as_the_kernel_spells_them() -> None:
+    import errno
+
+    from ktlskit.offload.traffic import err_name
+
+    assert err_name(OSError(errno.EOPNOTSUPP, "x")) == "EOPNOTSUPP"
+    assert err_name(OSError(errno.EBADMSG, "x")) == "EBADMSG"
+    assert err_name(TimeoutError()) == "TimeoutError"
