@@ -126,3 +126,28 @@ def test_each_spawn_gets_its_own_pidfile_in_the_directory(config: Path) -> None:
         host.spawn("true", timeout=10).wait(10)
     assert s.pidfiles == ["/tmp/ktlskit-0a1b2c3d/spawn-0.pid",
                           "/tmp/ktlskit-0a1b2c3d/spawn-1.pid"]
+
+
+class _ClosingTransport:
+    """A transport whose peer closes the connection as a channel is opened (a guest that
+    was told to power off)."""
+
+    def is_active(self) -> bool:
+        return True
+
+    def open_session(self, timeout: float) -> None:
+        raise EOFError()
+
+
+class _Client:
+    def get_transport(self) -> _ClosingTransport:
+        return _ClosingTransport()
+
+
+def test_a_connection_closed_under_a_new_command_is_a_host_error() -> None:
+    from ktlskit.guest.ssh import SshSession
+
+    session = SshSession(_Client(), where="remote peer.lab")  # type: ignore[arg-type]
+    with pytest.raises(HostError, match=r"remote peer\.lab failed while starting 'rm -rf /x'"
+                                        r": EOFError"):
+        session.run("rm -rf /x", timeout=5)

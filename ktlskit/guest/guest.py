@@ -218,12 +218,16 @@ class Guest:
     def detach(self) -> None:
         """Leave the guest running (a warm guest) and drop this connection."""
         if self.ssh is not None:
-            if self._tmpdir and self.alive():
-                with suppress(KtlskitError, paramiko.SSHException, OSError):
-                    self.ssh.run(f"rm -rf {self._tmpdir}", timeout=30, check=False)
-            self._tmpdir = ""
+            self._remove_tmpdir()
             self.ssh.close()
             self.ssh = None
+
+    def _remove_tmpdir(self) -> None:
+        """Best effort: a guest that is going away closes the connection (EOFError)."""
+        if self.ssh is not None and self._tmpdir and self.alive():
+            with suppress(KtlskitError, paramiko.SSHException, OSError, EOFError):
+                self.ssh.run(f"rm -rf {self._tmpdir}", timeout=30, check=False)
+        self._tmpdir = ""
 
     def stop(self, grace: float = 30) -> None:
         """Power the guest off (kill QEMU after ``grace`` seconds), whoever started it. A guest
@@ -231,6 +235,7 @@ class Guest:
         if self.ssh is None:
             grace = 0
         elif self.alive():
+            self._remove_tmpdir()  # before the power-off closes the connection
             with suppress(KtlskitError):
                 self.ssh.run("echo stop > /run/ktlskit/stop", timeout=10, check=False)
         self.detach()

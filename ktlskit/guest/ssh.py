@@ -163,8 +163,13 @@ class SshSession:
         transport = self.client.get_transport()
         if transport is None or not transport.is_active():
             raise HostTimeoutError(f"the SSH connection to the {self.where} is gone")
-        channel = transport.open_session(timeout=30)
-        channel.exec_command(_wrap(command, timeout, epilogue, pidfile))
+        try:
+            channel = transport.open_session(timeout=30)
+            channel.exec_command(_wrap(command, timeout, epilogue, pidfile))
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            # EOFError: the machine closed the connection (powering off, sshd killed)
+            raise HostError(f"the SSH connection to the {self.where} failed while starting "
+                            f"{command!r}: {type(exc).__name__}: {exc}") from exc
         return SshProcess(self, command, channel, pidfile)
 
     def run(self, command: str, timeout: float, check: bool = True,
