@@ -167,18 +167,46 @@ def up(bzimage: Path, cpus: int = 1, memory: str = "1G", idle: float = IDLE_TIME
     return rec
 
 
+ACCEPTED = "accepted-splats.json"
+
+
+def accept_splat(role: str, title: str) -> None:
+    """A splat a test provoked on purpose on ``role`` (its title: ``WARNING: file:line at
+    fn, CPU#n: comm/pid``, so only that very report): ``down()`` does not report it."""
+    lab_dir = _root() / "current"
+    if not lab_dir.is_dir():
+        raise LabError("no lab is up: nothing to accept a splat for")
+    accepted = [*_accepted(lab_dir), [role, " ".join(title.split())]]
+    (lab_dir / ACCEPTED).write_text(json.dumps(accepted))
+
+
+def _accepted(lab_dir: Path) -> list[list[str]]:
+    try:
+        found = json.loads((lab_dir / ACCEPTED).read_text())
+    except (OSError, ValueError):
+        return []
+    return found if isinstance(found, list) else []
+
+
 def down() -> list[str]:
-    """Power the lab's guests off; the kernel splats their consoles showed, if any."""
+    """Power the lab's guests off; the kernel splats their consoles showed, if any, but
+    those accepted (``accept_splat``)."""
     link = _root() / "current"
     try:
         rec = LabRecord(**json.loads((link / "lab.json").read_text()))
     except (OSError, ValueError, TypeError):
         return []
+    accepted = _accepted(link)
     found = []
     for role, d in rec.boot_dirs.items():
         console = Path(d) / "console.log"
         with suppress(OSError):
-            found += [f"{role}: {s}" for s in find_splats(console.read_text(errors="replace"))]
+            for s in find_splats(console.read_text(errors="replace")):
+                key = [role, " ".join(s.title.split())]
+                if key in accepted:
+                    accepted.remove(key)  # once: the same report twice is two splats
+                else:
+                    found.append(f"{role}: {s}")
         if qemu_running(Path(d)):
             with suppress(GuestError, OSError):
                 Guest.attach(Path(d)).stop()

@@ -69,3 +69,19 @@ def test_the_session_lab_fails_on_a_splat_at_its_end(cache: Path) -> None:
     _lab_with_consoles(cache, {"dut": "", "peer": ""}, name="20261130-130000")
     pytest_plugin._lab_down()  # a clean lab ends quietly
     assert not (cache / "labs" / "current").exists()
+
+
+def test_a_splat_a_test_provoked_is_accepted_once(cache: Path) -> None:
+    other = WARN.replace("PID: 77", "PID: 78")
+    _lab_with_consoles(cache, {"dut": WARN, "peer": WARN + WARN + other})
+    title = "WARNING: CPU: 0 PID: 77 at net/tls/tls_sw.c:1  tls_sw_x+0x1/0x2"  # blanks vary
+    lab.accept_splat("peer", title)
+    assert lab.down() == [  # the dut's is not the one accepted; the peer's second and other are
+        "dut: WARNING: WARNING: CPU: 0 PID: 77 at net/tls/tls_sw.c:1 tls_sw_x+0x1/0x2",
+        "peer: WARNING: WARNING: CPU: 0 PID: 77 at net/tls/tls_sw.c:1 tls_sw_x+0x1/0x2",
+        "peer: WARNING: WARNING: CPU: 0 PID: 78 at net/tls/tls_sw.c:1 tls_sw_x+0x1/0x2"]
+
+
+def test_accepting_a_splat_needs_a_lab(cache: Path) -> None:
+    with pytest.raises(lab.LabError, match="no lab is up"):
+        lab.accept_splat("peer", "WARNING: x")
