@@ -1,12 +1,15 @@
 """A kernel drivers/net selftest against two machines: ``ktlskit kselftest TARGET --env FILE``.
 
-The way NIPA runs them: the target is built and installed from the kernel tree
-(``make TARGETS=... install``), copied to the DUT's temporary directory with the env file
-beside the tests as ``net.config`` (the kernel's keys only), the link prepared as for a
-scenario (``ktlskit.link``: only named interfaces, never the SSH one, undone after), and
-``run_kselftest.sh`` run on the DUT. The test reaches the remote itself, as REMOTE_TYPE and
-REMOTE_ARGS say (``ssh REMOTE_ARGS``: the DUT must be able to log in there). A kernel splat
-on either machine fails the run.
+The way NIPA runs them: a Python test (``drivers/net/ping.py``) as a run tree with only the
+helpers it names built (``ktlskit.pyselftest``, as in a guest: ``make install`` of
+``drivers/net`` needs clang for ``net/lib`` and, without it, silently leaves out the
+``net/lib/py`` every test imports); a whole target built and installed from the kernel tree
+(``make TARGETS=... install``). Either is copied to the DUT's temporary directory with the env
+file beside the tests as ``net.config`` (the kernel's keys only), the link prepared as for a
+scenario (``ktlskit.link``: only named interfaces, never the SSH one, undone after), and the
+test (or ``run_kselftest.sh``) run on the DUT. The test reaches the remote itself, as
+REMOTE_TYPE and REMOTE_ARGS say (``ssh REMOTE_ARGS``: the DUT must be able to log in there).
+A kernel splat on either machine fails the run.
 """
 
 from __future__ import annotations
@@ -15,14 +18,19 @@ import shlex
 import tarfile
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import ktap, link
 from .hosts import Host
 from .hosts.netenv import NetEnv
 from .kernel.build import BuildResult, make
-from .kselftest import KselftestError, KselftestRun, split_name
+from .kselftest import KselftestError, KselftestRun, build_selftest, split_name
 from .progress import step
+from .pyselftest import SELFTESTS, is_python_test
+
+NEEDS_NET_LIB = ("net", "drivers/net", "drivers/net/hw")
+"""The targets the kernel's selftests Makefile installs net/lib with."""
 
 
 def install_target(kbuild: BuildResult, target: str) -> Path:
@@ -72,27 +80,51 @@ def run_on_machines(kbuild: BuildResult, name: str, env: NetEnv,
         return run_on(kbuild, name, env, dut, remote, timeout)
 
 
-def run_on(kbuild: BuildResult, name: str, env: NetEnv, dut: Host, remote: Host,
-           timeout: float = 3600) -> KselftestRun:
+@dataclass(frozen=True)
+class Staged:
+    """What to copy to the DUT (``tree``); in the copy, where net.config goes and what to run
+    (from the copy's top)."""
+
+    tree: Path
+    test_dir: str
+    command: str
+
+
+def stage(kbuild: BuildResult, name: str) -> Staged:
+    """Build the selftest on this machine, ready to copy; a bad name fails here."""
     target, test = split_name(name)
-    if test is not None and (kbuild.tree / "tools/testing/selftests" / name).is_dir():
+    if test is not None and is_python_test(kbuild.tree, name):
+        run_tree, _ = build_selftest(kbuild, name)
+        test_dir = str(SELFTESTS / target)
+        return Staged(run_tree, test_dir, f"cd {test_dir} && ./{shlex.quote(test)}")
+    if test is not None and (kbuild.tree / SELFTESTS / name).is_dir():
         target, test = name, None
     inst = install_target(kbuild, target)
+    if target in NEEDS_NET_LIB and not (inst / "net/lib/py").is_dir():
+        raise KselftestError(f"{target}: make install left out net/lib/py, which its Python "
+                             "tests import (net/lib did not build: clang missing?); run one "
+                             "test by name instead, e.g. drivers/net/ping.py")
     if test is not None and f"{target}:{test}" not in \
             (inst / "kselftest-list.txt").read_text().split():
         raise KselftestError(f"{name}: not a test of the installed {target} target "
                              f"(see {inst / 'kselftest-list.txt'})")
     select = ["-t", f"{target}:{test}"] if test else ["-c", target]
+    return Staged(inst, target, f"./run_kselftest.sh {shlex.join(select)}")
+
+
+def run_on(kbuild: BuildResult, name: str, env: NetEnv, dut: Host, remote: Host,
+           timeout: float = 3600) -> KselftestRun:
+    staged = stage(kbuild, name)
     with link.prepared(env, dut, remote):
         dest = f"{dut.tmpdir}/kselftest"
-        with step(f"copying {target} to {dut.name}"):
-            _copy_to(dut, inst, dest)
+        with step(f"copying {name} to {dut.name}"):
+            _copy_to(dut, staged.tree, dest)
         conf = shlex.quote(net_config(env))
-        dut.run(f"printf %s {conf} >{dest}/{target}/net.config", timeout=30)
+        dut.run(f"printf %s {conf} >{dest}/{staged.test_dir}/net.config", timeout=30)
         t0 = time.monotonic()
         with step(f"running kselftest {name} on {dut.name} (remote {remote.name})"):
-            res = dut.run(f"cd {dest} && ./run_kselftest.sh {shlex.join(select)} 2>&1",
-                          timeout=timeout, check=False)
+            res = dut.run(f"cd {dest} && {staged.command} 2>&1", timeout=timeout,
+                          check=False)
         for h in {id(h): h for h in (dut, remote)}.values():
             h.check(f"during kselftest {name}")
     report = ktap.parse(res.stdout)
