@@ -18,6 +18,7 @@ import shlex
 import tarfile
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,11 +74,11 @@ def _copy_to(host: Host, inst: Path, dest: str) -> None:
     host.run(f"tar -xzf {dest}.tar.gz -C {dest} && rm {dest}.tar.gz", timeout=300)
 
 
-def run_on_machines(kbuild: BuildResult, name: str, env: NetEnv,
-                    timeout: float = 3600) -> KselftestRun:
+def run_on_machines(kbuild: BuildResult, name: str, env: NetEnv, timeout: float = 3600,
+                    cases: Sequence[str] = ()) -> KselftestRun:
     """Reach the machines the env names, then ``run_on`` them."""
     with link.machines(env) as (dut, remote):
-        return run_on(kbuild, name, env, dut, remote, timeout)
+        return run_on(kbuild, name, env, dut, remote, timeout, cases)
 
 
 @dataclass(frozen=True)
@@ -90,13 +91,18 @@ class Staged:
     command: str
 
 
-def stage(kbuild: BuildResult, name: str) -> Staged:
-    """Build the selftest on this machine, ready to copy; a bad name fails here."""
+def stage(kbuild: BuildResult, name: str, cases: Sequence[str] = ()) -> Staged:
+    """Build the selftest on this machine, ready to copy; a bad name fails here. ``cases``
+    picks cases of a Python test (its ``-t NAME``)."""
     target, test = split_name(name)
     if test is not None and is_python_test(kbuild.tree, name):
         run_tree, _ = build_selftest(kbuild, name)
         test_dir = str(SELFTESTS / target)
-        return Staged(run_tree, test_dir, f"cd {test_dir} && ./{shlex.quote(test)}")
+        picks = "".join(f" -t {shlex.quote(c)}" for c in cases)
+        return Staged(run_tree, test_dir, f"cd {test_dir} && ./{shlex.quote(test)}{picks}")
+    if cases:
+        raise KselftestError(f"{name}: cases can be picked in a Python test only "
+                             "(TARGET/TEST.py)")
     if test is not None and (kbuild.tree / SELFTESTS / name).is_dir():
         target, test = name, None
     inst = install_target(kbuild, target)
@@ -113,8 +119,8 @@ def stage(kbuild: BuildResult, name: str) -> Staged:
 
 
 def run_on(kbuild: BuildResult, name: str, env: NetEnv, dut: Host, remote: Host,
-           timeout: float = 3600) -> KselftestRun:
-    staged = stage(kbuild, name)
+           timeout: float = 3600, cases: Sequence[str] = ()) -> KselftestRun:
+    staged = stage(kbuild, name, cases)
     with link.prepared(env, dut, remote):
         dest = f"{dut.tmpdir}/kselftest"
         with step(f"copying {name} to {dut.name}"):

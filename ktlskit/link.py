@@ -33,6 +33,7 @@ from .hosts.netenv import EnvError, NetEnv
 from .progress import say
 
 OFFLOAD_FEATURES = ("tls-hw-tx-offload", "tls-hw-rx-offload")
+RX_CSUM = "rx-checksumming"  # as ethtool -k shows it; ethtool -K calls it "rx"
 
 
 class LinkError(HostError):
@@ -152,15 +153,47 @@ def _end(env: NetEnv, label: str, host: Host, netns: str) -> tuple[LinkEnd, list
 
 
 def _features(end: LinkEnd) -> dict[str, tuple[str, bool]]:
-    """{feature: (on/off, fixed)} for the TLS offload features of ``end``'s interface."""
+    """{feature: (on/off, fixed)} for the TLS offload features of ``end``'s interface and
+    the RX checksumming the RX offload needs."""
     res = end.host.run(end.sh(f"ethtool -k {shlex.quote(end.ifname)}"), timeout=30)
     out = {}
     for line in res.stdout.splitlines():
         name, _, rest = line.strip().partition(":")
-        if name in OFFLOAD_FEATURES:
+        if name in (*OFFLOAD_FEATURES, RX_CSUM):
             words = rest.split()
             out[name] = (words[0] if words else "off", "[fixed]" in rest)
     return out
+
+
+def _offload_plan(end: LinkEnd) -> list[tuple[str, str, str]]:
+    """Turn the TLS offload features on (RX checksumming first: without it the kernel drops
+    ``tls-hw-rx-offload`` and ethtool still exits 0), then check with ``ethtool -k`` that
+    they took."""
+    dev = shlex.quote(end.ifname)
+    feats = _features(end)
+    fixed = [f for f in (RX_CSUM, *OFFLOAD_FEATURES)
+             if f not in feats or (feats[f][1] and feats[f][0] != "on")]
+    if fixed:
+        raise LinkError(f"--offload: {end.where} (driver {end.driver or 'unknown'}) cannot "
+                        f"turn on {', '.join(fixed)} (fixed off or absent in ethtool -k)")
+    plan = []
+    if feats[RX_CSUM][0] != "on":
+        plan.append((f"turn on rx checksumming on {end.ifname}", f"ethtool -K {dev} rx on",
+                     f"ethtool -K {dev} rx off"))
+    off = [f for f in OFFLOAD_FEATURES if feats[f][0] != "on"]
+    if not off:
+        return plan
+    names = " ".join(OFFLOAD_FEATURES)
+    check = (f"ethtool -k {dev} | awk -v want='{names}' "
+             "'BEGIN {n = split(want, w, \" \")} "
+             "{sub(\":\", \"\", $1); s[$1] = $2} "
+             "END {for (i = 1; i <= n; i++) if (s[w[i]] != \"on\") "
+             "{print w[i] \" did not turn on\"; bad = 1}; exit bad}'")
+    return [*plan,
+            (f"turn on {', '.join(off)} on {end.ifname}",
+             f"ethtool -K {dev} " + " ".join(f"{f} on" for f in off),
+             f"ethtool -K {dev} " + " ".join(f"{f} off" for f in off)),
+            (f"check {names} are on", check, "true")]
 
 
 def _plan(end: LinkEnd, links: list[dict], offload: bool) -> list[tuple[str, str, str]]:
@@ -178,16 +211,7 @@ def _plan(end: LinkEnd, links: list[dict], offload: bool) -> list[tuple[str, str
                          f"ip addr add {addr}/{plen} dev {dev}{extra}",
                          f"ip addr del {addr}/{plen} dev {dev}"))
     if offload and end.label == "DUT":
-        feats = _features(end)
-        fixed = [f for f in OFFLOAD_FEATURES if f not in feats or feats[f][1]]
-        if fixed:
-            raise LinkError(f"--offload: {end.where} (driver {end.driver or 'unknown'}) cannot "
-                            f"turn on {', '.join(fixed)} (fixed off or absent in ethtool -k)")
-        off = [f for f in OFFLOAD_FEATURES if feats[f][0] != "on"]
-        if off:
-            plan.append((f"turn on {', '.join(off)} on {end.ifname}",
-                         f"ethtool -K {dev} " + " ".join(f"{f} on" for f in off),
-                         f"ethtool -K {dev} " + " ".join(f"{f} off" for f in off)))
+        plan += _offload_plan(end)
     return plan
 
 

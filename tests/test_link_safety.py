@@ -150,3 +150,46 @@ def test_other_services_do_not_protect_an_interface() -> None:
 ])
 def test_ss_address_columns(column: str, addr: str) -> None:
     assert link._local_address(column) == addr
+
+
+OFFLOAD_NIC = "Features for ifb0:\nrx-checksumming: off\ntls-hw-tx-offload: off\n" \
+              "tls-hw-rx-offload: off\ntls-hw-record: off [fixed]\n"
+
+
+class OffloadNic(RecordedMachine):
+    """A NIC with TLS offload, RX checksumming off (the kernel drops RX offload without it)."""
+
+    def run(self, command: str, timeout: float = 60, check: bool = True) -> HostResult:
+        if command.startswith("ethtool -k") and "awk" not in command:
+            self.commands.append(command)
+            return HostResult(command, 0, OFFLOAD_NIC, "")
+        return super().run(command, timeout, check)
+
+
+def test_offload_turns_rx_checksumming_on_first_checks_and_undoes_in_reverse() -> None:
+    dut = OffloadNic("dut")
+    with link.prepared(_env(), dut, RecordedMachine("peer"), offload=True):
+        pass
+    ethtool = [c for c in dut.commands if c.startswith("ethtool -K") or "awk" in c]
+    assert ethtool[0] == "ethtool -K ifb0 rx on"
+    assert ethtool[1] == "ethtool -K ifb0 tls-hw-tx-offload on tls-hw-rx-offload on"
+    assert "awk" in ethtool[2]  # the check that they took
+    assert ethtool[3:] == ["ethtool -K ifb0 tls-hw-tx-offload off tls-hw-rx-offload off",
+                           "ethtool -K ifb0 rx off"]
+
+
+@pytest.mark.parametrize(("shown", "rc", "said"), [
+    ("tls-hw-tx-offload: on\ntls-hw-rx-offload: on\n", 0, ""),
+    ("tls-hw-tx-offload: on\ntls-hw-rx-offload: off\n", 1, "tls-hw-rx-offload did not turn on"),
+])
+def test_the_offload_check_reads_ethtool_k(tmp_path: Path, shown: str, rc: int,
+                                           said: str) -> None:
+    import subprocess
+
+    (tmp_path / "k.txt").write_text("Features for ifb0:\nrx-checksumming: on\n" + shown)
+    end = link.LinkEnd("DUT", OffloadNic("dut"), "", "ifb0", "", "")  # type: ignore[arg-type]
+    plan = link._offload_plan(end)
+    check = plan[-1][1]
+    res = subprocess.run(["bash", "-c", f"ethtool() {{ cat {tmp_path}/k.txt; }}; {check}"],
+                         capture_output=True, text=True, timeout=30, check=False)
+    assert (res.returncode, res.stdout.strip()) == (rc, said)
