@@ -74,7 +74,9 @@ def parse_ss(text: str, netns: str = "") -> list[SocketTls]:
         if "tcp-ulp-tls" not in line:
             continue
         cols = line.split()
-        local, peer = (cols[3], cols[4]) if len(cols) > 4 else ("", "")
+        # "state established" leaves the State column out: Recv-Q Send-Q Local Peer ...
+        at = 2 if cols[0].isdigit() else 3
+        local, peer = (cols[at], cols[at + 1]) if len(cols) > at + 1 else ("", "")
         tls = line.split("tcp-ulp-tls", 1)[1]
         fields = dict(_SS_FIELD.findall(tls))
         flags = tuple(w for w in ("zerocopy_sendfile", "rxnopad") if w in tls.split())
