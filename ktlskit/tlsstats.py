@@ -129,10 +129,6 @@ def delta(before: Snapshot, after: Snapshot) -> dict[str, int]:
 
 # ---- collection (inside the guest) ----------------------------------------
 
-def ethtool_stats(ifname: str, netns: str | None) -> dict[str, int]:
-    return netnsenter.ethtool_stats(ifname, netns)
-
-
 def ss_sockets(netns: str | None) -> list[SocketTls]:
     argv = ["ss", "-tinHe", "state", "established"]
     if netns:
@@ -160,7 +156,7 @@ def snapshot(devices: list[str], namespaces: list[str]) -> Snapshot:
             snap.tls_stat[k] = snap.tls_stat.get(k, 0) + v
     for dev in devices:
         ns, _, ifname = dev.rpartition("/")
-        snap.ethtool[dev] = ethtool_stats(ifname, ns or None)
+        snap.ethtool[dev] = netnsenter.ethtool_stats(ifname, ns or None)
     for ns in namespaces or [""]:
         snap.sockets += ss_sockets(ns or None)
     return snap

@@ -126,7 +126,7 @@ def _ip_netns(*args: str) -> None:
 # ---- undo steps (module-level: they are journaled by name) --------------------
 
 def delete_namespace(name: str) -> None:
-    if Path("/run/netns", name).exists():
+    if (netnsenter.NETNS_RUN / name).exists():
         _ip_netns("delete", name)
 
 
@@ -145,7 +145,7 @@ def delete_nsim(dev_id: int) -> None:
 
 def _namespaces(names: Names, undo: Defer) -> None:
     for ns in names.ns:
-        if Path("/run/netns", ns).exists():
+        if (netnsenter.NETNS_RUN / ns).exists():
             raise TopologyError(f"topology step 'create namespace {ns}' failed: it exists "
                                 "(another run's, or a leftover: python -m ktlskit.topologies "
                                 "teardown --all)")
@@ -217,8 +217,8 @@ def build_netdevsim(names: Names, undo: Defer) -> Topology:
 
 def _link_nsim(names: Names) -> None:
     (ns_a, ns_b), (if_a, if_b) = names.ns, names.ifnames
-    fa = os.open(f"/run/netns/{ns_a}", os.O_RDONLY)
-    fb = os.open(f"/run/netns/{ns_b}", os.O_RDONLY)
+    fa = os.open(netnsenter.NETNS_RUN / ns_a, os.O_RDONLY)
+    fb = os.open(netnsenter.NETNS_RUN / ns_b, os.O_RDONLY)
     try:
         line = f"{fa}:{_ifindex(ns_a, if_a)} {fb}:{_ifindex(ns_b, if_b)}"
         (NSIM_BUS / "link_device").write_text(line)
