@@ -7,7 +7,8 @@ cd "$(dirname "$0")"
 
 DEBS=(qemu-system-x86 flex bison bc libelf-dev libssl-dev ccache cpio udev
       openssh-server ethtool iproute2 rsync patch perl make gcc xz-utils python3-venv
-      git codespell)
+      git codespell
+      iputils-ping socat)  # the kernel's drivers/net tests use them (ktlskit kselftest --env)
 
 # `ktlskit patches check` builds each patch with clang too (as netdev's CI does). The
 # kernel needs LLVM >= 17.0.1 (scripts/min-tool-version.sh); Debian ships versioned

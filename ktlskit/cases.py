@@ -1,9 +1,10 @@
 """Guest-side kTLS cases: small, exact checks of the kernel's behaviour.
 
 Each case builds its own loopback TCP connection in the guest, does one
-thing to the kernel and returns facts as a dict (printed as JSON by
-``python -m ktlskit.cases NAME ...``). The vmtests run them over SSH and
-assert on the facts and on the /proc/net/tls_stat deltas around them.
+thing to the kernel and returns facts as a dict (``run_case``, which the
+vmtests call on the guest through ``ktlskit.hosts.call``; by hand:
+``python -m ktlskit.cases NAME ...``). The vmtests assert on the facts and
+on the /proc/net/tls_stat deltas around them.
 
 Where the reference record layer can speak the cipher, one end is plain
 TCP driven by ``records.py``: the kernel's ciphertext is checked by an
@@ -279,6 +280,25 @@ CASES: dict[str, Callable[..., Facts]] = {
 }
 
 
+def run_case(case: str, version: str = "1.3", cipher: str = "aes-gcm-128", count: int = 1,
+             requested: bool = False) -> Facts:
+    """One case: its facts, the tls_stat deltas around it, and the version asked for."""
+    if case not in CASES:
+        raise KtlskitError(f"unknown case {case!r}; known: {', '.join(sorted(CASES))}")
+    kw = {"count": count, "requested": requested} if case == "rekey" else {}
+    before = stats()
+    try:
+        facts = CASES[case](version, cipher, **kw)
+    except KtlskitError as exc:
+        facts = {"exception": type(exc).__name__, "message": str(exc)}
+    after = stats()
+    facts["tls_stat_delta"] = {k: v - before.get(k, 0) for k, v in after.items()
+                               if v != before.get(k, 0)}
+    facts["kernel_tls_version"] = uapi.TLS_1_3_VERSION if version == "1.3" else \
+        uapi.TLS_1_2_VERSION
+    return facts
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m ktlskit.cases")
     p.add_argument("case", choices=sorted(CASES))
@@ -287,17 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--count", type=int, default=1)
     p.add_argument("--requested", action="store_true")
     args = p.parse_args(argv)
-    kw = {"count": args.count, "requested": args.requested} if args.case == "rekey" else {}
-    before = stats()
-    try:
-        facts = CASES[args.case](args.tls_version, args.cipher, **kw)
-    except KtlskitError as exc:
-        facts = {"exception": type(exc).__name__, "message": str(exc)}
-    after = stats()
-    facts["tls_stat_delta"] = {k: v - before.get(k, 0) for k, v in after.items()
-                               if v != before.get(k, 0)}
-    facts["kernel_tls_version"] = uapi.TLS_1_3_VERSION if args.tls_version == "1.3" else \
-        uapi.TLS_1_2_VERSION
+    facts = run_case(args.case, args.tls_version, args.cipher, args.count, args.requested)
     json.dump(facts, sys.stdout)
     sys.stdout.write("\n")
     return 0

@@ -6,11 +6,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from .commands import bench, guestcmds, kernelcmds, kselftestcmd, runcmd
+from .commands import bench, guestcmds, kernelcmds, kselftestcmd, labcmd, runcmd
 from .errors import KtlskitError
 from .progress import say
 
-MODULES = (runcmd, kernelcmds, guestcmds, kselftestcmd, bench)
+MODULES = (runcmd, kernelcmds, guestcmds, kselftestcmd, bench, labcmd)
 
 
 def parser() -> argparse.ArgumentParser:

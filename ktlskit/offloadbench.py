@@ -252,7 +252,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
+def measure(argv: list[str]) -> dict[str, Any]:
+    """The bench for these command-line options: its raw document (``ktlskit.hosts.call``)."""
+    return run(_args(argv))
+
+
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m ktlskit.offloadbench")
     p.add_argument("--bytes", type=int, default=16 << 20, help="bytes per transfer")
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
@@ -261,10 +266,20 @@ def main(argv: list[str] | None = None) -> int:
                    help="repeatable; default both")
     p.add_argument("--rekey-every", type=int, default=0,
                    help="also TLS 1.3 modes with a KeyUpdate every N records (0: none)")
+    return p
+
+
+def _args(argv: list[str] | None) -> argparse.Namespace:
+    p = _parser()
     args = p.parse_args(argv)
     args.tls_version = sorted(set(args.tls_version or VERSIONS))
     if args.bytes < 1 or args.rounds < 1 or args.rekey_every < 0:
         p.error("--bytes and --rounds must be positive, --rekey-every not negative")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _args(argv)
     try:
         out = run(args)
     except KtlskitError as exc:

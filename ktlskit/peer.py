@@ -20,10 +20,8 @@ was complete, in order and intact and no error occurred.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import hashlib
-import json
 import os
 import queue
 import socket
@@ -359,85 +357,7 @@ def send_control(path: str, command: str) -> None:
         s.sendto(command.encode(), path)
 
 
-# ---- connection setup -----------------------------------------------------
+if __name__ == "__main__":  # the command line lives with the connection setup
+    from .peerrun import main
 
-def _family(addr: str) -> socket.AddressFamily:
-    return socket.AF_INET6 if ":" in addr else socket.AF_INET
-
-
-def accept_one(addr: str, port: int, timeout: float) -> socket.socket:
-    srv = socket.socket(_family(addr), socket.SOCK_STREAM)
-    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind((addr, port))
-    srv.listen(1)
-    srv.settimeout(timeout)
-    print("listening", file=sys.stderr, flush=True)
-    try:
-        conn, _ = srv.accept()
-    except TimeoutError as exc:
-        raise PeerError(f"no client connected to {addr}:{port} within {timeout:.0f}s") from exc
-    finally:
-        srv.close()
-    conn.settimeout(IO_TIMEOUT)
-    return conn
-
-
-def connect(addr: str, port: int, timeout: float) -> socket.socket:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            conn = socket.create_connection((addr, port), timeout=5)
-            conn.settimeout(IO_TIMEOUT)
-            return conn
-        except OSError as exc:
-            if time.monotonic() > deadline:
-                raise PeerError(f"cannot connect to {addr}:{port}: {exc}") from exc
-            time.sleep(0.1)
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m ktlskit.peer")
-    sub = p.add_subparsers(dest="cmd", required=True)
-    for role in ("server", "client"):
-        r = sub.add_parser(role)
-        r.add_argument("--addr", required=True)
-        r.add_argument("--port", type=int, default=4433)
-        r.add_argument("--keys", required=True, help="JSON file with KeyMaterial")
-        r.add_argument("--bytes", type=int, default=4 << 20)
-        r.add_argument("--rekey-every", type=int, default=0, help="records; 0 = never")
-        r.add_argument("--rekey-dirs", choices=("tx", "both", "none"), default="tx")
-        r.add_argument("--control", default="")
-        r.add_argument("--peer-control", default="")
-        r.add_argument("--timeout", type=float, default=60)
-        r.add_argument("--pause-at", type=int, default=-1,
-                       help="wait for a control command before this frame")
-    c = sub.add_parser("control")
-    c.add_argument("socket")
-    c.add_argument("command", choices=("tx", "rx", "both"))
-    args = p.parse_args(argv)
-    if args.cmd == "control":
-        send_control(args.socket, args.command)
-        return 0
-    keys = KeyMaterial(**json.loads(Path(args.keys).read_text()))
-    if keys.version == "1.2" and args.rekey_every:
-        print("error: TLS 1.2 has no rekey (KeyUpdate is TLS 1.3 only)", file=sys.stderr)
-        return 2
-    opts = Options(args.cmd, keys, args.bytes, args.rekey_every, args.rekey_dirs,
-                   args.control, args.peer_control, args.pause_at)
-    try:
-        sock = (accept_one if args.cmd == "server" else connect)(args.addr, args.port,
-                                                                 args.timeout)
-        peer = Peer(sock, opts)
-        peer.install()
-    except KtlskitError as exc:
-        res = Result(args.cmd, keys.version, keys.cipher, errors=[f"setup: {exc}"])
-        print(json.dumps(res.to_json()))
-        return 1
-    res = peer.run()
-    peer.ks.close()
-    print(json.dumps(res.to_json()))
-    return 0 if res.ok else 1
-
-
-if __name__ == "__main__":
     sys.exit(main())

@@ -9,21 +9,26 @@ the report.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from . import ktap
-from .guest import Guest, GuestConfig, GuestSplatError, LocalGuest, running_in_guest, warm
+from . import cases, ktap, lab, link, tlsstats, topologies
+from .guest import GuestConfig, running_in_guest, warm
+from .hosts import Host, HostSplatError
+from .hosts.call import call
+from .hosts.local import LocalHost
+from .hosts.netenv import NetEnv
 from .kernel.build import BuildResult
 from .pipeline import KernelOptions, ensure_kernel
 from .tlsstats import Snapshot, delta
+from .topology import Topology
 
-_active: list[Guest | LocalGuest] = []
+_active: list[Host] = []
 _ktap_results: list[ktap.TestResult] = []
 
 
@@ -35,6 +40,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--guest-memory", default="2G")
     g.addoption("--guest-accel", default="auto", choices=("auto", "kvm", "tcg"))
     g.addoption("--ktap", metavar="FILE", default=None, help="write results as KTAP to FILE")
+    g.addoption("--env", metavar="FILE", default=None,
+                help="the two-machine tests (fixture `machines`) run on the DUT and remote "
+                     "this env file (NIPA's net.config format) names, not on a lab of guests")
     g.addoption("--no-warm-guest", action="store_true",
                 help="boot a private guest even when a warm one (ktlskit boot --detach) runs "
                      "the current kernel")
@@ -78,13 +86,14 @@ def guest_config(config: pytest.Config) -> GuestConfig:
 
 
 @pytest.fixture(scope="session")
-def guest(request: pytest.FixtureRequest) -> Iterator[Guest | LocalGuest]:
+def guest(request: pytest.FixtureRequest) -> Iterator[Host]:
     """A booted guest kernel shared by the session (or this machine, in-guest)."""
     if running_in_guest():
-        local = LocalGuest()
+        local = LocalHost()
         _active.append(local)
         yield local
         _active.remove(local)
+        local.close()
         return
     kb: BuildResult = request.getfixturevalue("kernel_build")
     reuse = not request.config.getoption("--no-warm-guest")
@@ -96,23 +105,61 @@ def guest(request: pytest.FixtureRequest) -> Iterator[Guest | LocalGuest]:
             _active.remove(g)
 
 
+@dataclass(frozen=True)
+class Machines:
+    """Two machines: the env that names them, and both reached (ktlskit deployed)."""
+
+    env: NetEnv
+    dut: Host
+    remote: Host
+
+
+def _lab_down() -> None:
+    """Power the session's lab off; a splat its consoles showed (also one no test was
+    running for) fails the session."""
+    splats = lab.down()
+    if splats:
+        raise lab.LabError("the lab's consoles showed kernel splats: " + "; ".join(splats))
+
+
+@pytest.fixture(scope="session")
+def machines(request: pytest.FixtureRequest) -> Iterator[Machines]:
+    """The DUT and remote of ``--env FILE``; without it, a lab of two guests (booted for the
+    session unless one runs already)."""
+    path = request.config.getoption("--env")
+    if path:
+        env = NetEnv.load(Path(path))
+    else:
+        if running_in_guest():
+            pytest.skip("the lab boots two guests: run this on the host")
+        kb: BuildResult = request.getfixturevalue("kernel_build")
+        started = lab.current() is None
+        env = NetEnv.load(lab.up(kb.bzimage).env_file)
+        if started:
+            request.addfinalizer(_lab_down)
+    with link.machines(env) as (dut, remote):
+        hosts = [dut] if remote is dut else [dut, remote]
+        _active.extend(hosts)
+        try:
+            yield Machines(env, dut, remote)
+        finally:
+            for h in hosts:
+                _active.remove(h)
+
+
 class CaseRunner:
     """``ktls_pair(case, version, cipher, **opts)``: run a ``ktlskit.cases`` case in the guest."""
 
-    def __init__(self, guest: Guest | LocalGuest) -> None:
-        self.guest = guest
+    def __init__(self, host: Host) -> None:
+        self.host = host
 
     def __call__(self, case: str, version: str = "1.3", cipher: str = "aes-gcm-128",
                  timeout: float = 300, **opts: object) -> dict[str, Any]:
-        flags = "".join(f" --{k.replace('_', '-')}" + ("" if v is True else f" {v}")
-                        for k, v in opts.items() if v is not False)
-        res = self.guest.run(f"{self.guest.python} -m ktlskit.cases {case} --tls-version "
-                             f"{version} --cipher {cipher}{flags}", timeout=timeout)
-        return json.loads(res.stdout.strip().splitlines()[-1])
+        return call(self.host, cases.run_case, case, version, cipher, timeout=timeout, **opts)
 
 
 @pytest.fixture()
-def ktls_pair(guest: Guest | LocalGuest) -> CaseRunner:
+def ktls_pair(guest: Host) -> CaseRunner:
     """Runs guest-side kTLS cases on loopback pairs; each returns facts + tls_stat deltas."""
     return CaseRunner(guest)
 
@@ -120,32 +167,29 @@ def ktls_pair(guest: Guest | LocalGuest) -> CaseRunner:
 class Stats:
     """``tls_stats.snapshot()`` and ``tls_stats.delta(before)`` of the guest's counters."""
 
-    def __init__(self, guest: Guest | LocalGuest) -> None:
-        self.guest = guest
+    def __init__(self, host: Host) -> None:
+        self.host = host
 
     def snapshot(self, devices: tuple[str, ...] = (), netns: tuple[str, ...] = ()) -> Snapshot:
-        args = " ".join([*(f"--dev {d}" for d in devices), *(f"--netns {n}" for n in netns)])
-        out = self.guest.run(f"{self.guest.python} -m ktlskit.tlsstats snapshot {args}",
-                             timeout=300).stdout
-        return Snapshot.from_json(json.loads(out))
+        return call(self.host, tlsstats.snapshot, list(devices), list(netns))
 
     def delta(self, before: Snapshot, devices: tuple[str, ...] = ()) -> dict[str, int]:
         return delta(before, self.snapshot(devices))
 
 
 @pytest.fixture()
-def tls_stats(guest: Guest | LocalGuest) -> Stats:
+def tls_stats(guest: Host) -> Stats:
     return Stats(guest)
 
 
-@pytest.fixture(params=["loopback", "veth", "netdevsim"])
-def topology(request: pytest.FixtureRequest, guest: Guest | LocalGuest) -> Iterator[dict]:
-    """Each topology in turn, set up in the guest and torn down after the test."""
-    res = guest.run(f"{guest.python} -m ktlskit.topology setup {request.param}", timeout=300)
+@pytest.fixture(params=topologies.names(machines=1))
+def topology(request: pytest.FixtureRequest, guest: Host) -> Iterator[Topology]:
+    """Each one-host topology in turn, set up in the guest and torn down after the test."""
+    topo = call(guest, topologies.setup, request.param)
     try:
-        yield json.loads(res.stdout)
+        yield topo
     finally:
-        guest.run(f"{guest.python} -m ktlskit.topology teardown", timeout=300, check=False)
+        call(guest, topologies.teardown, topo.run_id)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -154,7 +198,7 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     for g in list(_active):
         splats = g.new_splats()
         if splats and outcome.excinfo is None:
-            outcome.force_exception(GuestSplatError(splats, f"during {item.nodeid}"))
+            outcome.force_exception(HostSplatError(splats, f"during {item.nodeid}", g.name))
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

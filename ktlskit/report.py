@@ -12,7 +12,7 @@ def text(rep: ScenarioReport) -> str:
     stalls = d["stall_ms"]
     head = table.render(["scenario", "value"], [
         ("kernel", rep.kernel),
-        ("guest", rep.accel),
+        ("hosts", rep.where),
         ("topology", f"{s.topology}{' + offload' if s.offload else ''}"
                      f"{' (IPv6)' if s.ipv6 else ''}"),
         ("TLS", f"{s.version} {s.cipher}"),
@@ -31,7 +31,14 @@ def text(rep: ScenarioReport) -> str:
           p.get("records_received", 0), p.get("tx_rekeys", 0), p.get("rx_rekeys", 0),
           p.get("throughput_mbps", 0.0), "yes" if p.get("ok") else "NO")
          for role, p in sorted(rep.peers.items())])
-    counters = table.render(["counter", "delta"], sorted(rep.counters.items()))
+    if len(rep.counters_by_host) > 1:
+        names = sorted({k for d in rep.counters_by_host.values() for k in d})
+        hosts = list(rep.counters_by_host)
+        counters = table.render(["counter", *hosts, "total"],
+                                [(k, *(rep.counters_by_host[h].get(k, 0) for h in hosts),
+                                  rep.counters.get(k, "-")) for k in names])
+    else:
+        counters = table.render(["counter", "delta"], sorted(rep.counters.items()))
     checks = table.render(["check", "result", "detail"],
                           [(c.name, "ok" if c.ok else "FAIL", c.detail) for c in rep.checks])
     socks = table.render(["netns", "local", "peer", "version", "cipher", "tx", "rx"],

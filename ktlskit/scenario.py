@@ -1,33 +1,38 @@
-"""A traffic scenario in a guest: topology, two peers, rekeys, counters, verdict.
+"""A traffic scenario: topology, two peers, rekeys, counters, verdict.
 
-Host side. Everything in the guest runs as ``python -m ktlskit.{topology,
-peer,tlsstats}`` over SSH with the harness's own interpreter (the guest sees
-the host root). The verdict needs: both streams complete and intact (frame
-checks and SHA-256 on both ends), the kernel's rekey counters equal to the
-rekeys the peers did, no decrypt/rekey errors, no splat, and with
-``offload`` the device counters moving.
+Runs on the controller and drives the peers' hosts through the Host contract: one host
+(the guest, or this machine in-guest) with both peers in a topology's namespaces, or two
+machines joined by a real link (``ktlskit.hosts.link``): the client on one, the server on
+the other. Every step on a host is a ktlskit function called there (``hosts.call``).
+The verdict needs: both streams complete and intact (frame checks and SHA-256 on both
+ends), the kernels' rekey counters equal to the rekeys the peers did, no decrypt/rekey
+errors, no splat on any host, and with ``offload`` the device counters moving.
 """
 
 from __future__ import annotations
 
 import json
-import shlex
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from . import ciphers, topologies
+from . import ciphers, peer, peerrun, tlsstats, topologies
 from .errors import KtlskitError
-from .guest import Guest, GuestCommandError, LocalGuest
+from .hosts import Host, HostError
+from .hosts.call import CallError, Pending, call, start
 from .peer import KeyMaterial, frames, throughput_mbps
 from .progress import say
 from .scenariocheck import Check
 from .scenariorekey import device_share_checks, offload_rekey_checks, rekeys_each_way
 from .tlsstats import Snapshot, delta
 
-GUEST_DIR = "/tmp/ktlskit-run"
-PORT = 4433
+if TYPE_CHECKING:
+    from .link import Link
+
 # A Python start in a TCG guest on a loaded 2-core host can take tens of seconds.
 GUEST_PY_TIMEOUT = 300
 MIN_BYTES, MAX_BYTES = 16, 1 << 30
@@ -53,7 +58,7 @@ class ScenarioSpec:
     def check(self) -> None:
         """Everything knowable on the host, before any build or boot; the error lists the
         valid choices."""
-        if self.topology not in topologies.TOPOLOGIES:
+        if self.topology not in topologies.KINDS:
             raise ScenarioError(f"unknown topology {self.topology!r}; valid: "
                                 f"{', '.join(topologies.names())}")
         if self.version not in ("1.2", "1.3"):
@@ -87,9 +92,10 @@ class ScenarioSpec:
 class ScenarioReport:
     spec: ScenarioSpec
     kernel: str
-    accel: str
+    where: str  # the hosts the peers ran on
     peers: dict[str, dict] = field(default_factory=dict)
-    counters: dict[str, int] = field(default_factory=dict)
+    counters: dict[str, int] = field(default_factory=dict)  # summed over the hosts
+    counters_by_host: dict[str, dict[str, int]] = field(default_factory=dict)
     sockets: list[dict] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
     seconds: float = 0.0
@@ -115,12 +121,13 @@ class ScenarioReport:
             "verdict": self.verdict,
             "scenario": asdict(self.spec),
             "kernel": self.kernel,
-            "accel": self.accel,
+            "where": self.where,
             "throughput_mbps": self.throughput_mbps(),
             "rekeys": self.rekeys(),
             "stall_ms": {"count": len(stalls), "max": max(stalls, default=0.0),
                          "mean": round(sum(stalls) / len(stalls), 3) if stalls else 0.0},
             "counters": self.counters,
+            "counters_by_host": self.counters_by_host,
             "peers": self.peers,
             "sockets": self.sockets,
             "checks": [asdict(c) for c in self.checks],
@@ -142,109 +149,204 @@ def exclude_pause(peers: dict[str, dict]) -> None:
         p["throughput_mbps"] = throughput_mbps(mb, p["active_seconds"])
 
 
-def _py(guest: Guest | LocalGuest, module: str, args: str, netns: str = "") -> str:
-    cmd = f"{shlex.quote(guest.python)} -m ktlskit.{module} {args}"
-    return f"ip netns exec {netns} {cmd}" if netns else cmd
+# ---- where the peers run ----------------------------------------------------------
+
+@dataclass(frozen=True)
+class End:
+    """Where one peer runs: a host, a namespace there, and the devices whose counters count."""
+
+    host: Host
+    netns: str = ""
+    devices: tuple[str, ...] = ()  # "ns/ifname" on that host
 
 
-def _snapshot(guest: Guest | LocalGuest, topo: dict) -> Snapshot:
-    args = " ".join([*(f"--dev {d}" for d in topo["devices"]),
-                     *(f"--netns {n}" for n in sorted({topo["server_ns"], topo["client_ns"]})
-                       if n)])
-    out = guest.run(_py(guest, "tlsstats", f"snapshot {args}"), timeout=GUEST_PY_TIMEOUT).stdout
-    return Snapshot.from_json(json.loads(out))
+@dataclass(frozen=True)
+class Wiring:
+    """Both ends and the address the client dials (the server's)."""
+
+    server: End
+    client: End
+    server_v4: str
+    server_v6: str
+    label: str = ""  # how to describe it in the report, when not by the hosts' names
+
+    def hosts(self) -> list[Host]:
+        """The distinct hosts (one, or two machines)."""
+        return list({id(e.host): e.host for e in (self.server, self.client)}.values())
+
+    def ends_on(self, host: Host) -> list[End]:
+        return [e for e in (self.server, self.client) if e.host is host]
+
+    def describe(self) -> str:
+        if self.label:
+            return self.label
+        if self.server.host is self.client.host:
+            return self.server.host.name
+        return f"client on {self.client.host.name}, server on {self.server.host.name}"
 
 
-def _setup(guest: Guest | LocalGuest, spec: ScenarioSpec) -> dict:
-    flag = " --offload" if spec.offload else ""
+@contextmanager
+def on_topology(host: Host, spec: ScenarioSpec) -> Iterator[Wiring]:
+    """A one-host topology from the registry, set up on ``host`` for the block."""
+    say(f"topology {spec.topology}{' with offload' if spec.offload else ''}")
     try:
-        res = guest.run(_py(guest, "topology", f"setup {spec.topology}{flag}"),
-                        timeout=GUEST_PY_TIMEOUT)
-    except GuestCommandError as exc:
-        raise ScenarioError(f"topology {spec.topology}: {exc.result.stderr.strip()}") from exc
-    return json.loads(res.stdout)
+        topo = call(host, topologies.setup, spec.topology, spec.offload,
+                    timeout=GUEST_PY_TIMEOUT)
+    except CallError as exc:
+        raise ScenarioError(f"topology {spec.topology}: {exc}") from exc
+    devices = tuple(topo.devices)
+    try:
+        yield Wiring(End(host, topo.server_ns, devices), End(host, topo.client_ns, devices),
+                     topo.server_v4, topo.server_v6)
+    except BaseException:
+        try:
+            call(host, topologies.teardown, topo.run_id, timeout=GUEST_PY_TIMEOUT)
+        except HostError as exc:  # the run's own error is the one to report (a dead host too)
+            say(f"and the teardown of topology {topo.run_id} failed: {exc}")
+        raise
+    call(host, topologies.teardown, topo.run_id, timeout=GUEST_PY_TIMEOUT)
 
 
-def _peer_args(spec: ScenarioSpec, topo: dict, role: str) -> str:
-    addr = topo["server_v6"] if spec.ipv6 else topo["server_v4"]
-    ctl = {r: f"{GUEST_DIR}/{r}.ctl" for r in ("server", "client")}
-    other = "client" if role == "server" else "server"
-    rekey_every = spec.rekey_every if (role == "client" or spec.rekey_dirs == "both") else 0
-    args = [role, "--addr", addr, "--port", str(PORT), "--keys", f"{GUEST_DIR}/keys.json",
-            "--bytes", str(spec.nbytes), "--rekey-every", str(rekey_every),
-            "--rekey-dirs", "tx", "--control", ctl[role], "--peer-control", ctl[other],
-            "--timeout", "60"]
-    if role == "client" and spec.extra_rekey:
-        args += ["--pause-at", str(max(1, len(frames(b"", spec.nbytes)) // 2))]
-    return shlex.join(args)
+@contextmanager
+def on_link(lk: Link) -> Iterator[Wiring]:
+    """Two machines over a prepared link (``ktlskit.link``): client on the DUT, server on
+    the remote."""
+    d, r = lk.dut, lk.remote
+    label = (f"client on {d.where} ({d.driver or '?'}), "
+             f"server on {r.where} ({r.driver or '?'})")
+    yield Wiring(End(r.host, r.netns, (r.device,)), End(d.host, "", (d.device,)), r.v4, r.v6,
+                 label)
 
 
-def _put_keys(guest: Guest | LocalGuest, keys: KeyMaterial) -> None:
-    guest.run(f"mkdir -p {GUEST_DIR}", timeout=10)
+# ---- the run ----------------------------------------------------------------------
+
+#: Told, once both peers run, where each one's control socket is: {role: (host, path)}.
+Started = Callable[[dict[str, tuple[Host, str]]], None]
+
+
+def run(host: Host, spec: ScenarioSpec, kernel: str = "") -> ScenarioReport:
+    """The scenario on one host, in the topology ``spec`` names."""
+    spec.check()
+    return run_on(on_topology(host, spec), spec, kernel)
+
+
+def run_on(setup: AbstractContextManager[Wiring], spec: ScenarioSpec, kernel: str = "",
+           started: Started | None = None) -> ScenarioReport:
+    """The scenario on the ends ``setup`` provides (and removes afterwards)."""
+    spec.check()
+    t0 = time.monotonic()
+    with setup as wiring:
+        report = ScenarioReport(spec, kernel, wiring.describe())
+        hosts = wiring.hosts()
+        _put_keys(hosts, KeyMaterial.generate(spec.version, spec.cipher))
+        before = _snapshots(wiring)
+        say(f"traffic: TLS {spec.version} {spec.cipher}, {spec.nbytes} bytes each way, "
+            f"rekey every {spec.rekey_every or 'never'} records ({wiring.describe()})")
+        report.peers, mid = _traffic(wiring, spec, started)
+        exclude_pause(report.peers)
+        after = _snapshots(wiring)
+        _count(report, before, after)
+        report.sockets = [asdict(s) for snap in (mid or after).values() for s in snap.sockets]
+    for h in hosts:
+        h.check("during the scenario")
+    report.checks = judge(spec, report)
+    report.seconds = round(time.monotonic() - t0, 1)
+    return report
+
+
+def _put_keys(hosts: list[Host], keys: KeyMaterial) -> None:
     # 0600 in the system temp dir: the cache is read-only when this runs inside a guest
     with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
         json.dump(asdict(keys), f)
         f.flush()
-        guest.put(Path(f.name), f"{GUEST_DIR}/keys.json")
+        for h in hosts:
+            h.put(Path(f.name), f"{h.tmpdir}/keys.json")
 
 
-def run(guest: Guest | LocalGuest, spec: ScenarioSpec, kernel: str = "") -> ScenarioReport:
-    spec.check()
-    start = time.monotonic()
-    report = ScenarioReport(spec, kernel, guest.accel)
-    say(f"topology {spec.topology}{' with offload' if spec.offload else ''}")
-    topo = _setup(guest, spec)
-    try:
-        _put_keys(guest, KeyMaterial.generate(spec.version, spec.cipher))
-        before = _snapshot(guest, topo)
-        say(f"traffic: TLS {spec.version} {spec.cipher}, {spec.nbytes} bytes each way, "
-            f"rekey every {spec.rekey_every or 'never'} records")
-        report.peers, mid = _traffic(guest, spec, topo)
-        exclude_pause(report.peers)
-        after = _snapshot(guest, topo)
-        report.counters = delta(before, after)
-        report.sockets = [asdict(s) for s in (mid or after).sockets]
-    finally:
-        guest.run(_py(guest, "topology", "teardown"), timeout=GUEST_PY_TIMEOUT, check=False)
-    report.checks = judge(spec, report)
-    report.seconds = round(time.monotonic() - start, 1)
-    return report
+def _snapshots(wiring: Wiring) -> dict[str, Snapshot]:
+    """Each host's counters: tls_stat of the ends' namespaces, ethtool -S of their devices."""
+    out = {}
+    for h in wiring.hosts():
+        ends = wiring.ends_on(h)
+        devices = sorted({d for e in ends for d in e.devices})
+        namespaces = sorted({e.netns for e in ends})
+        out[h.name] = call(h, tlsstats.snapshot, devices, namespaces, timeout=GUEST_PY_TIMEOUT)
+    return out
 
 
-def _traffic(guest: Guest | LocalGuest, spec: ScenarioSpec,
-             topo: dict) -> tuple[dict[str, dict], Snapshot | None]:
+def _count(report: ScenarioReport, before: dict[str, Snapshot],
+           after: dict[str, Snapshot]) -> None:
+    """Counter deltas per host; the totals add the hosts' kernel and device counters up."""
+    report.counters_by_host = {h: delta(before[h], after[h]) for h in after}
+    if len(after) == 1:
+        report.counters = next(iter(report.counters_by_host.values()))
+        return
+    for d in report.counters_by_host.values():
+        for k, v in d.items():
+            if "/" not in k:  # per-interface entries stay per host
+                report.counters[k] = report.counters.get(k, 0) + v
+
+
+def _peer_kwargs(spec: ScenarioSpec, wiring: Wiring, role: str,
+                 ctl: dict[str, str]) -> dict[str, object]:
+    end = wiring.server if role == "server" else wiring.client
+    addr = wiring.server_v6 if spec.ipv6 else wiring.server_v4
+    rekey_every = spec.rekey_every if (role == "client" or spec.rekey_dirs == "both") else 0
+    other = "client" if role == "server" else "server"
+    same_host = wiring.server.host is wiring.client.host
+    kw: dict[str, object] = {
+        "role": role, "addr": addr, "port": 0,
+        "keys_file": f"{end.host.tmpdir}/keys.json", "nbytes": spec.nbytes,
+        "rekey_every": rekey_every, "rekey_dirs": "tx", "control": ctl[role],
+        # "rx" (ask the other end to rekey) reaches it only on the same machine
+        "peer_control": ctl[other] if same_host else "", "connect_timeout": 60}
+    if role == "client" and spec.extra_rekey:
+        kw["pause_at"] = max(1, len(frames(b"", spec.nbytes)) // 2)
+    return kw
+
+
+def _listening_port(server: Pending[peer.Result]) -> int:
+    for line in server.process.stderr.splitlines():
+        if line.startswith("listening on "):
+            return int(line.split()[-1])
+    raise ScenarioError(f"the server did not say its port:\n{server.process.stderr[-2000:]}")
+
+
+def _traffic(wiring: Wiring, spec: ScenarioSpec, started: Started | None
+             ) -> tuple[dict[str, dict], dict[str, Snapshot] | None]:
     """Run both peers; with ``extra_rekey``, also a mid-stream snapshot (sockets open)."""
-    server = guest.spawn(_py(guest, "peer", _peer_args(spec, topo, "server"), topo["server_ns"]),
-                         timeout=spec.timeout)
-    _await_text(server, "listening", GUEST_PY_TIMEOUT, "server")
-    client = guest.spawn(_py(guest, "peer", _peer_args(spec, topo, "client"), topo["client_ns"]),
-                         timeout=spec.timeout)
-    mid = None
-    if spec.extra_rekey:
-        _await_text(client, "paused at frame", GUEST_PY_TIMEOUT, "client")
-        mid = _snapshot(guest, topo)
-        say("triggering one rekey over SSH (client TX, update requested)")
-        guest.run(_py(guest, "peer", f"control {GUEST_DIR}/client.ctl both"),
-                  timeout=GUEST_PY_TIMEOUT)
-    results = {}
-    for role, proc in (("client", client), ("server", server)):
-        res = proc.wait(timeout=spec.timeout + 30, check=False)
-        try:
-            results[role] = json.loads(res.stdout.strip().splitlines()[-1])
-        except (IndexError, json.JSONDecodeError) as exc:
-            raise ScenarioError(f"{role} peer printed no result (exit {res.rc}):\n"
-                                f"{res.stderr[-2000:]}") from exc
-    return results, mid
-
-
-def _await_text(proc: object, text: str, timeout: float, who: str) -> None:
-    deadline = time.monotonic() + timeout
-    while text not in proc.stderr:  # type: ignore[attr-defined]
-        if not proc.running():  # type: ignore[attr-defined]
-            raise ScenarioError(f"{who} peer exited early:\n{proc.stdout}{proc.stderr}")  # type: ignore[attr-defined]
-        if time.monotonic() > deadline:
-            raise ScenarioError(f"{who} peer did not say {text!r} within {timeout:.0f}s")
-        time.sleep(0.05)
+    ctl = {r: f"{e.host.tmpdir}/{r}.ctl" for r, e in (("server", wiring.server),
+                                                      ("client", wiring.client))}
+    srv_kw = _peer_kwargs(spec, wiring, "server", ctl)
+    server = start(wiring.server.host, peerrun.run_peer, netns=wiring.server.netns,
+                   timeout=spec.timeout, **srv_kw)
+    pending = [server]
+    try:
+        server.await_text("listening on", GUEST_PY_TIMEOUT, "the server peer")
+        cli_kw = {**_peer_kwargs(spec, wiring, "client", ctl), "port": _listening_port(server)}
+        client = start(wiring.client.host, peerrun.run_peer, netns=wiring.client.netns,
+                       timeout=spec.timeout, **cli_kw)
+        pending.append(client)
+        if started is not None:
+            started({"server": (wiring.server.host, ctl["server"]),
+                     "client": (wiring.client.host, ctl["client"])})
+        mid = None
+        if spec.extra_rekey:
+            client.await_text("paused at frame", GUEST_PY_TIMEOUT, "the client peer")
+            mid = _snapshots(wiring)
+            say("triggering one rekey over SSH (client TX, update requested)")
+            call(wiring.client.host, peer.send_control, ctl["client"], "both",
+                 timeout=GUEST_PY_TIMEOUT)
+        results = {}
+        for role, proc in (("client", client), ("server", server)):
+            results[role] = proc.result(timeout=spec.timeout + 30).to_json()
+        pending.clear()
+        return results, mid
+    except CallError as exc:
+        raise ScenarioError(str(exc)) from exc
+    finally:
+        for proc in pending:  # interrupted or failed: stop what still runs
+            proc.kill()
 
 
 def judge(spec: ScenarioSpec, rep: ScenarioReport) -> list[Check]:
@@ -273,7 +375,7 @@ def judge(spec: ScenarioSpec, rep: ScenarioReport) -> list[Check]:
         checks.append(Check("rekeys happened", rk["tx"] > 0 and rk["rx"] == rk["tx"],
                             f"tx {rk['tx']}, rx {rk['rx']}"))
     if spec.offload:
-        caps = topologies.TOPOLOGIES[spec.topology].offload
+        caps = topologies.KINDS[spec.topology].offload
         # the kernel's and the device's own counters (ethtool -S)
         names = ["TlsTxDevice", "TlsRxDevice", *(caps.device_counters if caps else ())]
         for name in names:

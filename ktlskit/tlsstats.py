@@ -2,7 +2,7 @@
 
 Runs inside the guest (``python -m ktlskit.tlsstats snapshot --json``). The
 parsers keep every counter the kernel prints, known or not, in its order.
-ethtool statistics are read with pyroute2's ioctl ethtool from a socket
+ethtool statistics are read with the ethtool ioctl (``netnsenter``) from a socket
 opened inside each interface's network namespace; socket state comes from
 ``ss -tinHe`` (the kernel's INET_DIAG_ULP_INFO, decoded by iproute2).
 """
@@ -16,6 +16,8 @@ import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from . import netnsenter
 
 TLS_STAT = Path("/proc/net/tls_stat")
 
@@ -72,7 +74,9 @@ def parse_ss(text: str, netns: str = "") -> list[SocketTls]:
         if "tcp-ulp-tls" not in line:
             continue
         cols = line.split()
-        local, peer = (cols[3], cols[4]) if len(cols) > 4 else ("", "")
+        # "state established" leaves the State column out: Recv-Q Send-Q Local Peer ...
+        at = 2 if cols[0].isdigit() else 3
+        local, peer = (cols[at], cols[at + 1]) if len(cols) > at + 1 else ("", "")
         tls = line.split("tcp-ulp-tls", 1)[1]
         fields = dict(_SS_FIELD.findall(tls))
         flags = tuple(w for w in ("zerocopy_sendfile", "rxnopad") if w in tls.split())
@@ -125,25 +129,6 @@ def delta(before: Snapshot, after: Snapshot) -> dict[str, int]:
 
 # ---- collection (inside the guest) ----------------------------------------
 
-def ethtool_stats(ifname: str, netns: str | None) -> dict[str, int]:
-    from pyroute2 import netns as pr_netns
-    from pyroute2.ethtool.ioctl import IoctlEthtool, NotSupportedError
-
-    if netns:
-        pr_netns.pushns(netns)
-    try:
-        eth = IoctlEthtool(ifname)  # the socket stays in the namespace it was made in
-    finally:
-        if netns:
-            pr_netns.popns()
-    try:
-        return {str(k): int(v) for k, v in eth.get_statistics()}
-    except NotSupportedError:
-        return {}
-    finally:
-        eth.close()
-
-
 def ss_sockets(netns: str | None) -> list[SocketTls]:
     argv = ["ss", "-tinHe", "state", "established"]
     if netns:
@@ -156,13 +141,8 @@ def tls_stat_in(netns: str | None) -> dict[str, int]:
     """/proc/net/tls_stat of one network namespace (the counters are per namespace)."""
     if not netns:
         return parse_tls_stat(TLS_STAT.read_text()) if TLS_STAT.exists() else {}
-    from pyroute2 import netns as pr_netns
-
-    pr_netns.pushns(netns)
-    try:
-        return parse_tls_stat(Path("/proc/self/net/tls_stat").read_text())
-    finally:
-        pr_netns.popns()
+    with netnsenter.entered(netns):
+        return parse_tls_stat(Path("/proc/thread-self/net/tls_stat").read_text())
 
 
 def snapshot(devices: list[str], namespaces: list[str]) -> Snapshot:
@@ -176,7 +156,7 @@ def snapshot(devices: list[str], namespaces: list[str]) -> Snapshot:
             snap.tls_stat[k] = snap.tls_stat.get(k, 0) + v
     for dev in devices:
         ns, _, ifname = dev.rpartition("/")
-        snap.ethtool[dev] = ethtool_stats(ifname, ns or None)
+        snap.ethtool[dev] = netnsenter.ethtool_stats(ifname, ns or None)
     for ns in namespaces or [""]:
         snap.sockets += ss_sockets(ns or None)
     return snap

@@ -1,44 +1,65 @@
-"""Network topologies inside the guest, made with pyroute2.
+"""Topology builders: namespaces, a veth pair, linked netdevsim ports (``ip -batch``, sysfs and
+setns, on the host that runs the peers; no pyroute2, whose import alone took 10-13 s in a
+TCG guest).
 
-``loopback``: one namespace (the initial one), 127.0.0.1 / ::1.
-``veth``: a veth pair across namespaces ``ktls-a`` and ``ktls-b``.
-``netdevsim``: two netdevsim ports, one per namespace, joined through
-``/sys/bus/netdevsim/link_device`` (which takes namespace file descriptors
-open in the writing process, so this must run in the guest).
+Each builder takes the names to use (``Names``: generated per run, so two runs coexist) and a
+``Defer`` on which it registers the undo of every step right after the step, so a failed
+setup leaves nothing behind and ``topologies.teardown(run_id)`` removes the rest later.
+The table of topologies and the entry points are in ``topologies.py``.
 
-Addresses come from the documentation ranges (192.0.2.0/24, 2001:db8::/64)
-and live only inside the guest's own namespaces. Each step that fails raises
-TopologyError naming the step. Run as ``python -m ktlskit.topology``.
+Addresses come from the documentation ranges (192.0.2.0/24, 2001:db8::/64) and live only in
+the run's own namespaces. Each step that fails raises TopologyError naming the step.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
+import secrets
+import socket
 import subprocess
-import sys
+import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from . import topologies
+from . import netnsenter
+from .cleanup import Defer
 from .errors import KtlskitError
 
-KINDS = topologies.names()
-NS_A, NS_B = "ktls-a", "ktls-b"
 V4 = ("192.0.2.1", "192.0.2.2")
 V6 = ("2001:db8::1", "2001:db8::2")
-NSIM_IDS = (4201, 4202)
 NSIM_BUS = Path("/sys/bus/netdevsim")
+# The fixed names ktlskit/offload/ builds its pair with (``setup()`` below).
+NS_A, NS_B = "ktls-a", "ktls-b"
+NSIM_IDS = (4201, 4202)
 T = TypeVar("T")
 
 
 class TopologyError(KtlskitError):
     """A topology step failed; the message names the step."""
+
+
+@dataclass(frozen=True)
+class Names:
+    """What one run's topology is called: namespaces, interfaces, netdevsim device ids."""
+
+    run_id: str
+    ns: tuple[str, str]
+    ifnames: tuple[str, str]
+    nsim_ids: tuple[int, int]
+
+    @classmethod
+    def generate(cls, run_id: str = "") -> Names:
+        rid = run_id or secrets.token_hex(3)
+        base = 10000 + 2 * (int(rid, 16) % 40000)
+        return cls(rid, (f"ktls-{rid}-a", f"ktls-{rid}-b"), (f"kt{rid}a", f"kt{rid}b"),
+                   (base, base + 1))
+
+    @classmethod
+    def fixed(cls) -> Names:
+        return cls("fixed", (NS_A, NS_B), ("kta0", "ktb0"), NSIM_IDS)
 
 
 @dataclass
@@ -50,6 +71,7 @@ class Topology:
     server_v6: str
     devices: list[str] = field(default_factory=list)  # "ns/ifname", for ethtool stats
     offload: bool = False
+    run_id: str = ""  # topologies.teardown(run_id) removes it
 
     def namespaces(self) -> list[str]:
         return sorted({self.server_ns, self.client_ns})
@@ -58,40 +80,38 @@ class Topology:
         return asdict(self)
 
 
+def journal_path(run_id: str) -> Path:
+    """Where a run's undo steps are written as setup goes."""
+    return Path(tempfile.gettempdir()) / f"ktlskit-topology-{run_id}.json"
+
+
 def _step(what: str, fn: Callable[[], T]) -> T:
     try:
         return fn()
     except (OSError, subprocess.CalledProcessError, KeyError, ValueError, IndexError) as exc:
         raise TopologyError(f"topology step '{what}' failed: {exc}") from exc
-    except Exception as exc:  # pyroute2's NetlinkError and friends
-        raise TopologyError(f"topology step '{what}' failed: {exc!r}") from exc
 
 
-@contextmanager
-def _ipr(ns: str | None = None) -> Iterator[object]:
-    from pyroute2 import IPRoute
-
-    ipr = IPRoute(netns=ns) if ns else IPRoute()
-    try:
-        yield ipr
-    finally:
-        ipr.close()
+def _ip(ns: str, *lines: str) -> None:
+    """``ip [-n NS] -batch -``: several link/addr steps for the price of one process (each
+    exec costs 0.1-0.3 s under TCG). ``ns`` "" is this process's namespace."""
+    argv = ["ip", *(["-n", ns] if ns else []), "-batch", "-"]
+    res = subprocess.run(argv, input="".join(f"{line}\n" for line in lines),
+                         capture_output=True, text=True, timeout=120, check=False)
+    if res.returncode:
+        raise OSError(f"{' '.join(argv)} <<< {'; '.join(lines)}: "
+                      f"{(res.stderr or res.stdout).strip()}")
 
 
 def _ifindex(ns: str, ifname: str) -> int:
-    with _ipr(ns) as ipr:
-        return ipr.link_lookup(ifname=ifname)[0]  # type: ignore[attr-defined]
+    with netnsenter.entered(ns):
+        return socket.if_nametoindex(ifname)
 
 
 def _address(ns: str, ifname: str, v4: str, v6: str) -> None:
-    with _ipr(ns) as ipr:
-        idx = ipr.link_lookup(ifname=ifname)[0]  # type: ignore[attr-defined]
-        ipr.addr("add", index=idx, address=v4, prefixlen=24)  # type: ignore[attr-defined]
-        # IFA_F_NODAD: usable at once, no duplicate address detection wait
-        ipr.addr("add", index=idx, address=v6, prefixlen=64, flags=0x02)  # type: ignore
-        ipr.link("set", index=idx, state="up")  # type: ignore[attr-defined]
-        lo = ipr.link_lookup(ifname="lo")[0]  # type: ignore[attr-defined]
-        ipr.link("set", index=lo, state="up")  # type: ignore[attr-defined]
+    # nodad: the IPv6 address is usable at once, no duplicate address detection wait
+    _ip(ns, f"addr add {v4}/24 dev {ifname}", f"addr add {v6}/64 dev {ifname} nodad",
+        f"link set dev {ifname} up", "link set dev lo up")
 
 
 def _ip_netns(*args: str) -> None:
@@ -103,30 +123,54 @@ def _ip_netns(*args: str) -> None:
         raise TopologyError(f"ip netns {' '.join(args)}: {(res.stderr or res.stdout).strip()}")
 
 
-def _make_namespaces() -> None:
-    from pyroute2 import netns
+# ---- undo steps (module-level: they are journaled by name) --------------------
 
-    for ns in (NS_A, NS_B):
-        if ns in netns.listnetns():
-            _ip_netns("delete", ns)
-        _ip_netns("add", ns)
+def delete_namespace(name: str) -> None:
+    if (netnsenter.NETNS_RUN / name).exists():
+        _ip_netns("delete", name)
 
 
-def _veth() -> Topology:
-    _step("create namespaces", _make_namespaces)
+def delete_link(ifname: str) -> None:
+    """Delete an interface of the initial namespace, if it is still there."""
+    if Path("/sys/class/net", ifname).exists():
+        _ip("", f"link del dev {ifname}")
 
-    def make() -> None:
-        with _ipr() as ipr:
-            ipr.link("add", ifname="kta0", kind="veth", peer="ktb0")  # type: ignore
-            a = ipr.link_lookup(ifname="kta0")[0]  # type: ignore[attr-defined]
-            b = ipr.link_lookup(ifname="ktb0")[0]  # type: ignore[attr-defined]
-            ipr.link("set", index=a, net_ns_fd=NS_A)  # type: ignore[attr-defined]
-            ipr.link("set", index=b, net_ns_fd=NS_B)  # type: ignore[attr-defined]
 
-    _step("create veth pair kta0/ktb0", make)
-    _step("address kta0", lambda: _address(NS_A, "kta0", V4[0], V6[0]))
-    _step("address ktb0", lambda: _address(NS_B, "ktb0", V4[1], V6[1]))
-    return Topology("veth", NS_A, NS_B, V4[0], V6[0], [f"{NS_A}/kta0", f"{NS_B}/ktb0"])
+def delete_nsim(dev_id: int) -> None:
+    if (NSIM_BUS / "devices" / f"netdevsim{dev_id}").exists():
+        (NSIM_BUS / "del_device").write_text(str(dev_id))
+
+
+# ---- builders ------------------------------------------------------------------
+
+def _namespaces(names: Names, undo: Defer) -> None:
+    for ns in names.ns:
+        if (netnsenter.NETNS_RUN / ns).exists():
+            raise TopologyError(f"topology step 'create namespace {ns}' failed: it exists "
+                                "(another run's, or a leftover: python -m ktlskit.topologies "
+                                "teardown --all)")
+        _step(f"create namespace {ns}", lambda ns=ns: _ip_netns("add", ns))
+        undo.defer(delete_namespace, ns)
+
+
+def build_loopback(names: Names, undo: Defer) -> Topology:
+    return Topology("loopback", "", "", "127.0.0.1", "::1", run_id=names.run_id)
+
+
+def build_veth(names: Names, undo: Defer) -> Topology:
+    (ns_a, ns_b), (if_a, if_b) = names.ns, names.ifnames
+    _namespaces(names, undo)
+
+    _step(f"create veth pair {if_a}/{if_b}",
+          lambda: _ip("", f"link add {if_a} type veth peer name {if_b}"))
+    undo.defer(delete_link, if_a)
+
+    _step(f"move {if_a}/{if_b} into {ns_a}/{ns_b}",
+          lambda: _ip("", f"link set dev {if_a} netns {ns_a}", f"link set dev {if_b} netns {ns_b}"))
+    _step(f"address {if_a}", lambda: _address(ns_a, if_a, V4[0], V6[0]))
+    _step(f"address {if_b}", lambda: _address(ns_b, if_b, V4[1], V6[1]))
+    return Topology("veth", ns_a, ns_b, V4[0], V6[0], [f"{ns_a}/{if_a}", f"{ns_b}/{if_b}"],
+                    run_id=names.run_id)
 
 
 def _nsim_netdev(dev_id: int) -> int:
@@ -136,53 +180,51 @@ def _nsim_netdev(dev_id: int) -> int:
     ndir = NSIM_BUS / "devices" / f"netdevsim{dev_id}" / "net"
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        names = sorted(os.listdir(ndir)) if ndir.is_dir() else []
-        if names:
-            return int((ndir / names[0] / "ifindex").read_text())
+        found = sorted(os.listdir(ndir)) if ndir.is_dir() else []
+        if found:
+            return int((ndir / found[0] / "ifindex").read_text())
         time.sleep(0.05)
     raise TopologyError(f"netdevsim{dev_id} created no netdev under {ndir}")
 
 
-def _netdevsim() -> Topology:
+def build_netdevsim(names: Names, undo: Defer) -> Topology:
     if not (NSIM_BUS / "new_device").exists():
         raise TopologyError("topology step 'netdevsim bus' failed: no /sys/bus/netdevsim "
                             "(kernel without CONFIG_NETDEVSIM)")
-    _step("create namespaces", _make_namespaces)
-    _delete_nsim()
-    names = []
-    for dev_id, ns, new in zip(NSIM_IDS, (NS_A, NS_B), ("kta0", "ktb0"), strict=True):
+    _namespaces(names, undo)
+    for dev_id, ns, new in zip(names.nsim_ids, names.ns, names.ifnames, strict=True):
+        if (NSIM_BUS / "devices" / f"netdevsim{dev_id}").exists():
+            raise TopologyError(f"topology step 'new netdevsim{dev_id}' failed: the id is "
+                                "taken (another run's, or a leftover)")
         _step(f"new netdevsim{dev_id}",
               lambda d=dev_id: (NSIM_BUS / "new_device").write_text(f"{d} 1 1"))
+        undo.defer(delete_nsim, dev_id)
         idx = _step(f"find netdevsim{dev_id}'s port", lambda d=dev_id: _nsim_netdev(d))
 
         def move(idx: int = idx, ns: str = ns, new: str = new) -> None:
-            with _ipr() as ipr:
-                ipr.link("set", index=idx, ifname=new)  # type: ignore[attr-defined]
-                ipr.link("set", index=idx, net_ns_fd=ns)  # type: ignore[attr-defined]
+            # by index: the name was udev's until now (settled in _nsim_netdev)
+            old = socket.if_indextoname(idx)
+            _ip("", f"link set dev {old} name {new}", f"link set dev {new} netns {ns}")
 
         _step(f"move netdevsim{dev_id}'s port (ifindex {idx}) into {ns} as {new}", move)
-        names.append(new)
-    _step("link netdevsim ports", _link_nsim)
-    _step("address kta0", lambda: _address(NS_A, "kta0", V4[0], V6[0]))
-    _step("address ktb0", lambda: _address(NS_B, "ktb0", V4[1], V6[1]))
-    return Topology("netdevsim", NS_A, NS_B, V4[0], V6[0], [f"{NS_A}/kta0", f"{NS_B}/ktb0"])
+    _step("link netdevsim ports", lambda: _link_nsim(names))
+    (ns_a, ns_b), (if_a, if_b) = names.ns, names.ifnames
+    _step(f"address {if_a}", lambda: _address(ns_a, if_a, V4[0], V6[0]))
+    _step(f"address {if_b}", lambda: _address(ns_b, if_b, V4[1], V6[1]))
+    return Topology("netdevsim", ns_a, ns_b, V4[0], V6[0], [f"{ns_a}/{if_a}", f"{ns_b}/{if_b}"],
+                    run_id=names.run_id)
 
 
-def _link_nsim() -> None:
-    fa = os.open(f"/run/netns/{NS_A}", os.O_RDONLY)
-    fb = os.open(f"/run/netns/{NS_B}", os.O_RDONLY)
+def _link_nsim(names: Names) -> None:
+    (ns_a, ns_b), (if_a, if_b) = names.ns, names.ifnames
+    fa = os.open(netnsenter.NETNS_RUN / ns_a, os.O_RDONLY)
+    fb = os.open(netnsenter.NETNS_RUN / ns_b, os.O_RDONLY)
     try:
-        line = f"{fa}:{_ifindex(NS_A, 'kta0')} {fb}:{_ifindex(NS_B, 'ktb0')}"
+        line = f"{fa}:{_ifindex(ns_a, if_a)} {fb}:{_ifindex(ns_b, if_b)}"
         (NSIM_BUS / "link_device").write_text(line)
     finally:
         os.close(fa)
         os.close(fb)
-
-
-def _delete_nsim() -> None:
-    for dev_id in NSIM_IDS:
-        if (NSIM_BUS / "devices" / f"netdevsim{dev_id}").exists():
-            (NSIM_BUS / "del_device").write_text(str(dev_id))
 
 
 TLS_FEATURES = ("tls-hw-tx-offload", "tls-hw-rx-offload")
@@ -196,6 +238,8 @@ def set_offload(topo: Topology, on: bool) -> None:
     which netdevsim leaves off by default: turning offload on turns ``rx`` on first.
     """
     state = "on" if on else "off"
+    if not topo.devices:
+        raise TopologyError(f"--offload needs a device; topology {topo.kind} has none")
     for dev in topo.devices:
         ns, _, ifname = dev.rpartition("/")
         if on:
@@ -231,49 +275,22 @@ def _features(text: str) -> dict[str, str]:
     return out
 
 
+# ---- the fixed-name pair ktlskit/offload/ uses (until it takes Names) -----------
+
 def setup(kind: str, offload: bool = False) -> Topology:
-    if kind not in KINDS:
-        raise TopologyError(f"unknown topology {kind!r}; known: {', '.join(KINDS)}")
+    """The topology under the fixed names (``ktls-a``/``ktls-b``), replacing a previous one."""
+    from . import topologies
+
     teardown()
-    if kind == "loopback":
-        topo = Topology("loopback", "", "", "127.0.0.1", "::1")
-    else:
-        topo = _veth() if kind == "veth" else _netdevsim()
-    if offload:
-        if kind == "loopback":
-            raise TopologyError("--offload needs a device: use --topology veth or netdevsim")
-        set_offload(topo, True)
-    return topo
+    return topologies.build(kind, offload, Names.fixed())
 
 
 def teardown() -> None:
-    """Remove whatever a previous setup made (idempotent)."""
-    from pyroute2 import netns
-
+    """Remove the fixed-name topology, journaled or not (idempotent)."""
+    names = Names.fixed()
+    Defer.replay(journal_path(names.run_id)).run()
     if (NSIM_BUS / "del_device").exists():
-        _step("delete netdevsim devices", _delete_nsim)
-    for ns in (NS_A, NS_B):
-        if ns in netns.listnetns():
-            _step(f"remove namespace {ns}", lambda ns=ns: _ip_netns("delete", ns))
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m ktlskit.topology")
-    p.add_argument("action", choices=["setup", "teardown"])
-    p.add_argument("kind", nargs="?", default="veth", choices=KINDS)
-    p.add_argument("--offload", action="store_true")
-    args = p.parse_args(argv)
-    try:
-        if args.action == "teardown":
-            teardown()
-            return 0
-        json.dump(setup(args.kind, args.offload).to_json(), sys.stdout)
-        sys.stdout.write("\n")
-    except TopologyError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        for dev_id in names.nsim_ids:
+            _step(f"delete netdevsim{dev_id}", lambda d=dev_id: delete_nsim(d))
+    for ns in names.ns:
+        _step(f"remove namespace {ns}", lambda ns=ns: delete_namespace(ns))

@@ -33,6 +33,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from . import cryptolimit, handshake, uapi
 from .benchstream import (
@@ -251,6 +252,14 @@ def check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     for name in ("bytes", "rekey_every", "rounds", "crypto_seconds", "installs"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be positive")
+
+
+def measure(argv: list[str]) -> dict[str, Any]:
+    """The bench for these command-line options: its raw document (``ktlskit.hosts.call``)."""
+    p = parser()
+    args = p.parse_args(argv)
+    check_args(p, args)
+    return run(args)
 
 
 def main(argv: list[str] | None = None) -> int:

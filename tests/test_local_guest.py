@@ -4,8 +4,8 @@ import time
 
 import pytest
 
-from ktlskit.guest.local import LocalProcess
-from ktlskit.guest.ssh import GuestCommandError, GuestTimeoutError
+from ktlskit.hosts.host import HostCommandError, HostTimeoutError
+from ktlskit.hosts.local import LocalProcess
 
 
 def test_output_is_visible_while_running() -> None:
@@ -19,9 +19,9 @@ def test_output_is_visible_while_running() -> None:
 
 
 def test_failure_and_timeout_are_typed() -> None:
-    with pytest.raises(GuestCommandError):
+    with pytest.raises(HostCommandError):
         LocalProcess("exit 3", timeout=10).wait(10)
     p = LocalProcess("sleep 5", timeout=20)
-    with pytest.raises(GuestTimeoutError):
+    with pytest.raises(HostTimeoutError):
         p.wait(0.2)
     p.kill()

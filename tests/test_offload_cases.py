@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ktlskit.offload.cases import CASES, parse_spec
+from ktlskit.offload.run import CASES, parse_spec
 from ktlskit.offload.traffic import Suite
 
 

@@ -116,3 +116,37 @@ def test_other_commands_check_their_options_first(command: list[str],
                                                   capsys: pytest.CaptureFixture[str],
                                                   empty_cache: Path) -> None:
     _fails_fast(command, capsys, empty_cache)
+
+
+ENV = "NETIF=eth1\nLOCAL_V4=192.0.2.1\nREMOTE_V4=192.0.2.2\nREMOTE_ARGS=root@192.0.2.2\n"
+
+
+@pytest.mark.parametrize(("command", "env", "needles"), [
+    (["run", "--env", "{dir}/none.config"], None, ["none.config", "No such file"]),
+    (["run", "--env", "{env}", "--topology", "veth"], ENV, ["one-machine topology"]),
+    (["run", "--topology", "link"], None, ["needs two machines", "--env"]),
+    (["run", "--env", "{env}", "--ipv6"], ENV, ["--ipv6 needs LOCAL_V6 and REMOTE_V6"]),
+    (["run", "--env", "{env}", "--offload", "--tls-version", "1.3"], ENV,
+     ["offloads TLS 1.2 only"]),
+    (["run", "--peer", "root@peer"], None, ["NETIF is not set"]),
+    (["run", "--env", "{env}", "--dut", "root@dut:0"], ENV, ["--dut", "port 0"]),
+    (["run", "--env", "{env}", "--ssh-config", "{dir}/no_ssh_config"], ENV,
+     ["KTLSKIT_SSH_CONFIG", "no_ssh_config does not exist"]),
+    # the selftest is built only after the machines are known to be nameable
+    (["kselftest", "drivers/net/hw", "--env", "{env}", "--dut", "user@"], ENV,
+     ["KTLSKIT_DUT (--dut)", "'user@'"]),
+    (["kselftest", "drivers/net/hw", "--env", "{env}", "--netif", ""], ENV,
+     ["NETIF is not set"]),
+    (["lab", "up", "--cpus", "0"], None, ["--cpus 0"]),
+    (["lab", "up", "--memory", "1T"], None, ["--memory '1T'"]),
+    (["lab", "up", "--idle-timeout", "0"], None, ["--idle-timeout 0"]),
+])
+def test_machine_options_are_checked_first(command: list[str], env: str | None,
+                                           needles: list[str], tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str],
+                                           empty_cache: Path) -> None:
+    env_file = tmp_path / "net.config"
+    if env is not None:
+        env_file.write_text(env)
+    argv = [a.format(dir=tmp_path, env=env_file) for a in command]
+    _fails_fast(argv, capsys, empty_cache, *needles)

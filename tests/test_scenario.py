@@ -20,7 +20,7 @@ def _peer(sent: str, received: str, tx: int, rx: int, ok: bool = True) -> dict:
 
 
 def _report(counters: dict, spec: ScenarioSpec | None = None, ok: bool = True) -> ScenarioReport:
-    rep = ScenarioReport(spec or ScenarioSpec(), "Linux test", "tcg")
+    rep = ScenarioReport(spec or ScenarioSpec(), "Linux test", "guest (tcg)")
     rep.peers = {"client": _peer("aa", "bb", 3, 2, ok), "server": _peer("bb", "aa", 2, 3)}
     rep.counters = counters
     rep.checks = judge(rep.spec, rep)
@@ -130,3 +130,22 @@ def test_offload_rekeys_need_two_each_way() -> None:
     rep.counters = {**OFFLOAD_REKEY, "TlsRxRekeyOk": 4, "TlsRxRekeyAborted": 1}
     bad = [c.name for c in judge(rep.spec, rep) if not c.ok]
     assert ">= 2 rekeys each way" in bad
+
+
+def test_two_machines_counters_are_summed_and_kept_per_machine() -> None:
+    from ktlskit import report
+    from ktlskit.tlsstats import Snapshot
+
+    before = {"dut": Snapshot({"TlsTxSw": 5}, {"/eth1": {"tx_kicks": 10}}),
+              "peer": Snapshot({"TlsTxSw": 0}, {"/eth1": {"tx_kicks": 0}})}
+    after = {"dut": Snapshot({"TlsTxSw": 6, "TlsTxRekeyOk": 3}, {"/eth1": {"tx_kicks": 12}}),
+             "peer": Snapshot({"TlsTxSw": 1, "TlsTxRekeyOk": 2}, {"/eth1": {"tx_kicks": 7}})}
+    rep = ScenarioReport(ScenarioSpec(topology="link"), "k", "client on dut, server on peer")
+    scenario._count(rep, before, after)
+    assert rep.counters_by_host["dut"] == {"TlsTxSw": 1, "TlsTxRekeyOk": 3,
+                                           "/eth1:tx_kicks": 2, "tx_kicks": 2}
+    assert rep.counters == {"TlsTxSw": 2, "TlsTxRekeyOk": 5, "tx_kicks": 9}
+    rep.peers = {"client": _peer("a", "b", 1, 1), "server": _peer("b", "a", 1, 1)}
+    rep.checks = judge(rep.spec, rep)
+    text = report.text(rep)
+    assert "counter" in text and "dut" in text and "peer" in text and "total" in text

@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from ktlskit.guest.splat import classify, find_splats, strip_prefix
-from ktlskit.guest.watch import GuestSplatError, SplatWatch
+from ktlskit.hosts.host import HostSplatError
+from ktlskit.hosts.splat import classify, find_splats, strip_prefix
+from ktlskit.hosts.watch import SplatWatch
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -98,7 +99,7 @@ def test_watch_reports_each_splat_once() -> None:
     watch.check()
     log += ["[ 2.0] BUG: KASAN: use-after-free in f+0x1/0x2", "[ 2.0] ====================="
             "============================================="]
-    with pytest.raises(GuestSplatError, match="KASAN") as err:
+    with pytest.raises(HostSplatError, match="KASAN") as err:
         watch.check("in a test")
     assert "in a test" in str(err.value)
     watch.check()  # already reported

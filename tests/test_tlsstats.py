@@ -31,6 +31,9 @@ def test_ss_ulp_tls_from_a_guest() -> None:
     assert s.netns == "ktls-a"
     assert s.version == "1.3" and s.cipher == "aes-gcm-128"
     assert s.txconf == "sw" and s.rxconf == "sw"
+    # without a State column (ss ... state established): Recv-Q Send-Q Local Peer
+    assert s.local.startswith("127.0.0.1:") and s.peer.startswith("127.0.0.1:"), s
+    assert not s.peer.startswith(("ino:", "timer:")), s
 
 
 def test_delta_keeps_kernel_names_and_sums_devices() -> None:

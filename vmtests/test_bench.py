@@ -6,26 +6,28 @@ Functional only; the figures come from ``ktlskit bench ...``, never from a test.
 
 from __future__ import annotations
 
-import json
-import shlex
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ktlskit import benchreport, offloadreport
+from ktlskit import benchreport, offloadbench, offloadreport, trafficbench
 from ktlskit.ciphers import by_tls13_suite
-from ktlskit.guest import Guest, LocalGuest
+from ktlskit.hosts import Host
+from ktlskit.hosts.call import start
 
 
-def _run(guest: Guest | LocalGuest, module: str, argv: list[str]) -> dict[str, Any]:
-    res = guest.run(f"{shlex.quote(guest.python)} -m {module} {shlex.join(argv)}", timeout=900)
-    assert "round 1/2" in res.stderr, res.stderr  # progress on stderr, JSON alone on stdout
-    return json.loads(res.stdout)
+def _run(guest: Host, measure: Callable[[list[str]], dict[str, Any]],
+         argv: list[str]) -> dict[str, Any]:
+    pending = start(guest, measure, argv, timeout=900)
+    raw = pending.result(timeout=960)
+    assert "round 1/2" in pending.process.stderr, pending.process.stderr  # progress: stderr
+    return raw
 
 
-def test_traffic_bench_two_rounds(guest: Guest | LocalGuest, tmp_path: Path) -> None:
-    raw = _run(guest, "ktlskit.trafficbench",
+def test_traffic_bench_two_rounds(guest: Host, tmp_path: Path) -> None:
+    raw = _run(guest, trafficbench.measure,
                ["--bytes", str(2 << 20), "--rekey-every", "16", "--rounds", "2",
                 "--crypto-seconds", "1", "--installs", "8"])
     assert len(raw["round_data"]) == 2
@@ -55,13 +57,13 @@ def test_traffic_bench_two_rounds(guest: Guest | LocalGuest, tmp_path: Path) -> 
     assert summary.stall["stall_vs_install"]["n"] == 2
     png = benchreport.plot(raw, summary, tmp_path / "traffic.png")
     assert png.read_bytes()[:4] == b"\x89PNG"
-    text = benchreport.render(raw, summary, benchreport.host_info(), guest.accel)
+    text = benchreport.render(raw, summary, benchreport.host_info(), guest.name)
     assert "kTLS / ssl" in text and "key install" in text
 
 
 @pytest.mark.offload
-def test_offload_bench_two_rounds(guest: Guest | LocalGuest, tmp_path: Path) -> None:
-    raw = _run(guest, "ktlskit.offloadbench",
+def test_offload_bench_two_rounds(guest: Host, tmp_path: Path) -> None:
+    raw = _run(guest, offloadbench.measure,
                ["--bytes", str(2 << 20), "--rounds", "2", "--rekey-every", "32"])
     names = [m["name"] for m in raw["modes"]]
     assert names == ["tls1.2-offload", "tls1.2-software", "tls1.3-offload",
@@ -92,5 +94,5 @@ def test_offload_bench_two_rounds(guest: Guest | LocalGuest, tmp_path: Path) -> 
     assert "tls1.3-offload / tls1.3-software" in labels
     png = offloadreport.plot(raw, summary, tmp_path / "offload.png")
     assert png.read_bytes()[:4] == b"\x89PNG"
-    assert "not supported" in offloadreport.render(raw, summary, {}, guest.accel) \
+    assert "not supported" in offloadreport.render(raw, summary, {}, guest.name) \
         or not raw["unsupported"]

@@ -10,16 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from ktlskit.guest import Guest, GuestConfig, GuestSplatError, GuestTimeoutError, LocalGuest
+from ktlskit.guest import Guest, GuestConfig, GuestSplatError, GuestTimeoutError
 from ktlskit.guest.bootdir import qemu_running, read_qemu_pid
+from ktlskit.hosts import Host, HostSplatError
 from ktlskit.kernel.build import BuildResult
 
 LKDTM = "/sys/kernel/debug/provoke-crash/DIRECT"
 TCG = GuestConfig(cpus=1, memory="1G")
 
 
-def test_warn_is_detected_with_its_report(guest: Guest | LocalGuest) -> None:
-    with pytest.raises(GuestSplatError) as err:
+def test_warn_is_detected_with_its_report(guest: Host) -> None:
+    with pytest.raises(HostSplatError) as err:
         guest.run(f"echo WARNING > {LKDTM}", timeout=30)
     kinds = [s.kind for s in err.value.splats]
     assert kinds == ["WARNING"], err.value

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from ktlskit.guest import Guest, GuestCommandError, GuestTimeoutError, LocalGuest
+from ktlskit.hosts import Host, HostCommandError, HostTimeoutError
 
 TLS_STAT_NAMES = ("TlsCurrTxSw", "TlsCurrRxSw", "TlsCurrTxDevice", "TlsCurrRxDevice", "TlsTxSw",
                   "TlsRxSw", "TlsTxDevice", "TlsRxDevice", "TlsDecryptError",
@@ -21,48 +21,48 @@ print(c.getsockopt(socket.IPPROTO_TCP, 31, 16).rstrip(b"\\0").decode())
 PY"""
 
 
-def test_runs_the_kernel_ktlskit_built(guest: Guest | LocalGuest) -> None:
+def test_runs_the_kernel_ktlskit_built(guest: Host) -> None:
     version = guest.run("cat /proc/version", timeout=10).stdout
     assert "ktlskit@ktlskit" in version, version
 
 
-def test_tls_stat_has_every_counter(guest: Guest | LocalGuest) -> None:
+def test_tls_stat_has_every_counter(guest: Host) -> None:
     text = guest.run("cat /proc/net/tls_stat", timeout=10).stdout
     names = [line.split()[0] for line in text.splitlines() if line.strip()]
     for name in TLS_STAT_NAMES:
         assert name in names
 
 
-def test_tls_ulp_attaches(guest: Guest | LocalGuest) -> None:
+def test_tls_ulp_attaches(guest: Host) -> None:
     assert guest.run(ULP_PROBE.format(python=guest.python), timeout=60).stdout.strip() == "tls"
 
 
-def test_nonzero_exit_is_a_typed_error(guest: Guest | LocalGuest) -> None:
-    with pytest.raises(GuestCommandError) as err:
+def test_nonzero_exit_is_a_typed_error(guest: Host) -> None:
+    with pytest.raises(HostCommandError) as err:
         guest.run("echo to-stderr >&2; exit 3", timeout=10)
     assert err.value.result.rc == 3
     assert "to-stderr" in err.value.result.stderr
     assert guest.run("exit 4", timeout=10, check=False).rc == 4
 
 
-def test_command_timeout_is_enforced(guest: Guest | LocalGuest) -> None:
+def test_command_timeout_is_enforced(guest: Host) -> None:
     start = time.monotonic()
     res = guest.run("sleep 60", timeout=2, check=False)
     assert time.monotonic() - start < 30
     assert res.rc in (124, 137), "coreutils timeout must have killed the command"
     proc = guest.spawn("sleep 60")
-    with pytest.raises(GuestTimeoutError):
+    with pytest.raises(HostTimeoutError):
         proc.wait(timeout=1)
     proc.kill()
 
 
-def test_spawn_collects_output(guest: Guest | LocalGuest) -> None:
+def test_spawn_collects_output(guest: Host) -> None:
     proc = guest.spawn("for i in 1 2 3; do echo line$i; sleep 0.2; done", timeout=30)
     res = proc.wait(timeout=30)
     assert res.stdout.split() == ["line1", "line2", "line3"]
 
 
-def test_files_go_both_ways(guest: Guest | LocalGuest, tmp_path: Path) -> None:
+def test_files_go_both_ways(guest: Host, tmp_path: Path) -> None:
     src = tmp_path / "payload.bin"
     data = bytes(range(256)) * 1000
     src.write_bytes(data)

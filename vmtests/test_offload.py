@@ -1,6 +1,6 @@
 """kTLS device offload on netdevsim (the patches/tls-offload series) in a real guest.
 
-Every case runs in the guest as ``python -m ktlskit.offload CASE:VERSION:CIPHER`` on two
+Every case runs in the guest (``ktlskit.offload.run.run_cases``, through the call seam) on two
 netdevsim ports linked across two namespaces (``a`` = client side ``kta0``, ``b`` = server
 side ``ktb0``) and reports facts plus counter deltas per namespace (``/proc/net/tls_stat``)
 and per port (``ethtool -S``). TLS 1.2 and TLS 1.3 run the same cases. A kernel splat during
@@ -15,6 +15,10 @@ import math
 from typing import Any
 
 import pytest
+
+from ktlskit.hosts import Host
+from ktlskit.hosts.call import call
+from ktlskit.offload.run import run_cases
 
 pytestmark = pytest.mark.offload
 
@@ -58,7 +62,7 @@ def mbytes(request: pytest.FixtureRequest) -> int:
 
 
 @pytest.fixture(scope="module")
-def all_facts(request: pytest.FixtureRequest, guest: Any, mbytes: int) -> dict[str, Any]:
+def all_facts(request: pytest.FixtureRequest, guest: Host, mbytes: int) -> dict[str, Any]:
     """Every selected test's cases, run in one guest process (one Python start under TCG).
 
     A splat while they run fails the first test (the plugin checks after each test).
@@ -66,9 +70,7 @@ def all_facts(request: pytest.FixtureRequest, guest: Any, mbytes: int) -> dict[s
     names = {getattr(i, "originalname", i.name) for i in request.session.items
              if i.module is request.module}
     specs = [c for name, cases in CASES.items() if name in names for c in cases]
-    res = guest.run(f"{guest.python} -m ktlskit.offload {' '.join(specs)} --bytes {mbytes}",
-                    timeout=3600)
-    return json.loads(res.stdout.strip().splitlines()[-1])
+    return call(guest, run_cases, specs, mbytes, timeout=3600)
 
 
 @pytest.fixture()

@@ -3,18 +3,17 @@ the fake device offloads a short TLS stream both ways and the data arrives intac
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 import pytest
+
+from ktlskit.hosts import Host
+from ktlskit.hosts.call import call
+from ktlskit.offload.run import run_cases
 
 pytestmark = [pytest.mark.offload, pytest.mark.smoke]
 
 
-def test_offload_smoke(guest: Any) -> None:
-    res = guest.run(f"{guest.python} -m ktlskit.offload bulk:aes-gcm-128 --bytes 262144",
-                    timeout=600)
-    f = json.loads(res.stdout.strip().splitlines()[-1])["bulk:aes-gcm-128"]
+def test_offload_smoke(guest: Host) -> None:
+    f = call(guest, run_cases, ["bulk:aes-gcm-128"], 262144, timeout=600)["bulk:aes-gcm-128"]
     assert "exception" not in f, f
     assert f["bulk"]["up_ok"] and f["bulk"]["down_ok"], f["bulk"]
     for side in ("a", "b"):

@@ -5,15 +5,24 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import shlex
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .. import bench_pipeline, benchplot, benchreport, offloadreport, table
+from .. import (
+    bench_pipeline,
+    benchplot,
+    benchreport,
+    offloadbench,
+    offloadreport,
+    table,
+    trafficbench,
+)
 from ..benchstream import BenchError
 from ..guest import Guest
+from ..hosts.call import CallError, start
 from ..pipeline import ensure_kernel
 from ..progress import say
 from .common import (
@@ -119,31 +128,31 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_in_guest(args: argparse.Namespace, module: str, argv: list[str],
-                 timeout: float) -> tuple[dict[str, Any], dict[str, Any], str]:
-    """Boot, run ``python -m module argv`` relaying its progress; (result, host, accel)."""
+def run_in_guest(args: argparse.Namespace, measure: Callable[[list[str]], dict[str, Any]],
+                 argv: list[str], timeout: float) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """Boot, run ``measure(argv)`` there relaying its progress; (result, host, accel)."""
     cfg = dataclasses.replace(guest_config(args), append=tuple(args.kernel_arg))
     _src, kb = ensure_kernel(kernel_options(args))
     host: dict[str, Any] = {"loadavg_before": benchreport.host_info()["loadavg"]}
     with Guest.boot(kb.bzimage, cfg) as g:
-        proc = g.spawn(f"{shlex.quote(g.python)} -m {module} {shlex.join(argv)}",
-                       timeout=timeout)
+        pending = start(g, measure, argv, timeout=timeout)
         shown = 0
         deadline = time.monotonic() + timeout + 60
-        while proc.running() and time.monotonic() < deadline:
-            shown = _relay(proc.stderr, shown)
+        while pending.process.running() and time.monotonic() < deadline:
+            shown = _relay(pending.process.stderr, shown)
             time.sleep(0.5)
-        res = proc.wait(max(1.0, deadline - time.monotonic()), check=False)
-        _relay(res.stderr, shown)
-        g.check(f"while running {module}")
+        try:
+            raw = pending.result(max(1.0, deadline - time.monotonic()))
+        except CallError as exc:
+            raise BenchError(f"{measure.__module__} failed in the guest: {exc}") from exc
+        finally:
+            _relay(pending.process.stderr, shown)
+        g.check(f"while running {measure.__module__}")
         accel = g.accel
     host.update(benchreport.host_info())
     host["loadavg_after"] = host.pop("loadavg")
     host["kernel_args"] = list(args.kernel_arg)
-    if res.rc != 0:
-        raise BenchError(f"{module} failed in the guest (exit {res.rc}):\n"
-                         f"{res.stderr.strip()[-2000:]}")
-    return json.loads(res.stdout), host, accel
+    return raw, host, accel
 
 
 def _earlier(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], str] | None:
@@ -180,7 +189,7 @@ def cmd_traffic(args: argparse.Namespace) -> int:
             "--rounds", str(args.rounds), "--crypto-seconds", str(args.crypto_seconds),
             "--installs", str(args.installs)]
     per_round = 3 * max(60, args.bytes / 1e6 * 2) + 8 * args.crypto_seconds + 60
-    raw, host, accel = _earlier(args) or run_in_guest(args, "ktlskit.trafficbench", argv,
+    raw, host, accel = _earlier(args) or run_in_guest(args, trafficbench.measure, argv,
                                                       300 + args.rounds * per_round)
     summary = benchreport.summarize(raw)
     png = benchreport.plot(raw, summary, args.out / "bench-traffic.png")
@@ -207,7 +216,7 @@ def cmd_offload(args: argparse.Namespace) -> int:
         argv += ["--tls-version", v]
     nmodes = 2 * len(versions) + (2 if args.rekey_every and "1.3" in versions else 0)
     per_round = nmodes * (max(60, args.bytes / 1e6 * 4) + 10)
-    raw, host, accel = _earlier(args) or run_in_guest(args, "ktlskit.offloadbench", argv,
+    raw, host, accel = _earlier(args) or run_in_guest(args, offloadbench.measure, argv,
                                                       300 + args.rounds * per_round)
     summary = offloadreport.summarize(raw)
     png = offloadreport.plot(raw, summary, args.out / "bench-offload.png")

@@ -4,17 +4,26 @@ from __future__ import annotations
 
 import argparse
 
-from .. import table
+from .. import kselftest_env, table
 from ..guest import Guest
-from ..kselftest import build_selftest, rerun_timeouts, run_in_guest
+from ..kselftest import (
+    KselftestError,
+    KselftestRun,
+    build_selftest,
+    rerun_timeouts,
+    run_in_guest,
+)
 from ..pipeline import ensure_kernel
 from .common import (
     add_guest_options,
     add_kernel_options,
+    add_machine_options,
     guest_config,
     kernel_options,
+    net_env,
     print_json,
 )
+from .runcmd import interrupt_on_sigterm
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,17 +36,33 @@ def register(sub: argparse._SubParsersAction) -> None:
     k.add_argument("--ktap", action="store_true", help="print the test's own KTAP output")
     k.add_argument("--no-retry", action="store_true",
                    help="do not run cases the harness killed for time again alone")
+    add_machine_options(k)
+    k.add_argument("--case", action="append", default=[], metavar="NAME",
+                   help="with --env: run only this case of a Python test (repeatable; the "
+                        "test's own -t NAME)")
     k.set_defaults(func=cmd_kselftest)
 
 
 def cmd_kselftest(args: argparse.Namespace) -> int:
+    env = net_env(args)
+    if args.case and env is None:
+        raise KselftestError("--case picks cases on machines an env file names: add --env")
     gcfg = guest_config(args)
     _, kb = ensure_kernel(kernel_options(args))
+    if env is not None:  # on the DUT and remote the env names, with its net.config
+        with interrupt_on_sigterm():
+            run = kselftest_env.run_on_machines(kb, args.name, env, timeout=args.timeout,
+                                                cases=args.case)
+        return _report(args, run)
     workdir, argv = build_selftest(kb, args.name)
     with Guest.boot(kb.bzimage, gcfg) as g:
         run = run_in_guest(g, workdir, argv, args.name, timeout=args.timeout)
         if not args.no_retry:
             run = rerun_timeouts(g, run, argv, kbuild=kb)
+    return _report(args, run)
+
+
+def _report(args: argparse.Namespace, run: KselftestRun) -> int:
     counts = run.report.counts()
     if args.json:
         print_json({"name": run.name, "ok": run.ok, "rc": run.rc, "seconds": run.seconds,

@@ -1,8 +1,10 @@
 """Guests: boot a built kernel under QEMU through virtme-ng and control it over SSH."""
 
+from ..hosts.host import HostCommandError as GuestCommandError
+from ..hosts.host import HostResult as GuestResult
+from ..hosts.host import HostTimeoutError as GuestTimeoutError
 from .guest import Guest, GuestConfig
 from .local import LocalGuest, running_in_guest
-from .ssh import GuestCommandError, GuestResult, GuestTimeoutError
 from .watch import GuestError, GuestSplatError
 
 __all__ = ["Guest", "GuestCommandError", "GuestConfig", "GuestError", "GuestResult",

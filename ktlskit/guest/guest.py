@@ -26,10 +26,17 @@ from pathlib import Path
 import paramiko
 
 from ..errors import KtlskitError
+from ..hosts.splat import Splat
 from ..progress import say
 from .bootdir import BootDir, connect_existing, qemu_running, read_qemu_pid
-from .splat import Splat
-from .ssh import GuestCommandError, GuestProcess, GuestResult, GuestTimeoutError, SshSession
+from .ssh import (
+    GuestCommandError,
+    GuestProcess,
+    GuestResult,
+    GuestTimeoutError,
+    SshProcess,
+    SshSession,
+)
 from .vng import check_launch_tools, kvm_usable, launch_env, vng_argv
 from .watch import GuestError, GuestSplatError, SplatWatch
 
@@ -47,6 +54,8 @@ class GuestConfig:
     accel: str = "auto"  # auto, kvm or tcg
     boot_timeout: float = 240.0
     append: tuple[str, ...] = ()
+    #: More QEMU options (the lab's second NIC); such a guest is never a warm one.
+    qemu_opts: tuple[str, ...] = ()
 
     def check(self) -> None:
         """Bad guest options fail here, before any build or boot."""
@@ -75,7 +84,7 @@ def _check_shared_with_guest() -> None:
 
 class Guest:
     """A running guest: booted here (``boot``/``start``) or reached from its boot directory
-    (``attach``: a warm guest another ktlskit process started)."""
+    (``attach``: a warm guest another ktlskit process started). A ``Host``."""
 
     #: The harness's own interpreter: the host root is the guest's, so the same
     #: venv (and ktlskit) runs in the guest.
@@ -87,10 +96,12 @@ class Guest:
         self._proc = proc  # the reaper, when this process started the guest
         self.accel = accel
         self.ssh: SshSession | None = None
-        self._watch = SplatWatch(self.console_text)
+        self._watch = SplatWatch(self.console_text, error=GuestSplatError)
         self._syncs = 0
         self._token = secrets.token_hex(4)
+        self._tmpdir = ""
         self.splats_seen = 0
+        self.name = f"guest 127.0.0.1:{boot.port} ({accel})"
 
     # ---- lifecycle --------------------------------------------------------
 
@@ -147,7 +158,7 @@ class Guest:
                         append=list(cfg.append),
                         qemu_opts=["-netdev", netdev, "-device",
                                    f"virtio-net-pci,netdev=kt0,mac={GUEST_MAC}",
-                                   "-pidfile", str(boot.dir / "qemu.pid")],
+                                   "-pidfile", str(boot.dir / "qemu.pid"), *cfg.qemu_opts],
                         command=["sh", str(init), str(boot.dir), GUEST_MAC])
         (boot.dir / "vng-argv").write_text(" ".join(argv) + "\n")
         accel = "kvm" if kvm else "tcg"
@@ -209,8 +220,16 @@ class Guest:
     def detach(self) -> None:
         """Leave the guest running (a warm guest) and drop this connection."""
         if self.ssh is not None:
+            self._remove_tmpdir()
             self.ssh.close()
             self.ssh = None
+
+    def _remove_tmpdir(self) -> None:
+        """Best effort: a guest that is going away closes the connection (EOFError)."""
+        if self.ssh is not None and self._tmpdir and self.alive():
+            with suppress(KtlskitError, paramiko.SSHException, OSError, EOFError):
+                self.ssh.run(f"rm -rf {self._tmpdir}", timeout=30, check=False)
+        self._tmpdir = ""
 
     def stop(self, grace: float = 30) -> None:
         """Power the guest off (kill QEMU after ``grace`` seconds), whoever started it. A guest
@@ -218,6 +237,7 @@ class Guest:
         if self.ssh is None:
             grace = 0
         elif self.alive():
+            self._remove_tmpdir()  # before the power-off closes the connection
             with suppress(KtlskitError):
                 self.ssh.run("echo stop > /run/ktlskit/stop", timeout=10, check=False)
         self.detach()
@@ -270,8 +290,17 @@ class Guest:
                 return
             time.sleep(0.05)
 
-    def spawn(self, command: str, timeout: float | None = None) -> GuestProcess:
+    def spawn(self, command: str, timeout: float | None = None) -> SshProcess:
         return self._session().spawn(command, timeout=timeout)
+
+    @property
+    def tmpdir(self) -> str:
+        """``/tmp/ktlskit-TOKEN`` in the guest (its own tmpfs), one per connection."""
+        if not self._tmpdir:
+            d = f"/tmp/ktlskit-{self._token}"
+            self._session().run(f"mkdir -p {d}", timeout=30)
+            self._tmpdir = d
+        return self._tmpdir
 
     def put(self, local: Path, remote: str) -> None:
         self._session().put(local, remote)

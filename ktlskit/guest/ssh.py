@@ -1,7 +1,9 @@
-"""Commands in the guest over SSH (paramiko), each with a deadline."""
+"""Commands on a machine over SSH (paramiko), each with a deadline: the guest's and a real
+machine's transport."""
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import threading
 import time
@@ -10,44 +12,32 @@ from pathlib import Path
 
 import paramiko
 
-from ..errors import KtlskitError
+from ..hosts.host import HostCommandError, HostError, HostResult, HostTimeoutError
 
-
-class GuestCommandError(KtlskitError):
-    """A guest command exited non-zero (when checked)."""
-
-    def __init__(self, result: GuestResult) -> None:
-        self.result = result
-        super().__init__(f"guest command failed (exit {result.rc}): {result.command}\n"
-                         f"{_tail(result.stdout + result.stderr)}")
-
-
-class GuestTimeoutError(KtlskitError):
-    """A guest command, or the guest itself, did not finish in time."""
-
-
-@dataclass(frozen=True)
-class GuestResult:
-    command: str
-    rc: int
-    stdout: str
-    stderr: str
+# The names this module had before the Host contract; kept for existing callers.
+GuestCommandError = HostCommandError
+GuestResult = HostResult
+GuestTimeoutError = HostTimeoutError
 
 
 def _tail(text: str, n: int = 30) -> str:
     return "\n".join(text.splitlines()[-n:])
 
 
-def _wrap(command: str, timeout: float | None, epilogue: str = "") -> str:
-    """``sh -c`` under coreutils timeout (so the guest side dies too), then ``epilogue``.
+def _wrap(command: str, timeout: float | None, epilogue: str = "", pidfile: str = "") -> str:
+    """``sh -c`` under coreutils timeout (so the remote side dies too), then ``epilogue``.
 
-    The epilogue runs whatever happened to the command and keeps its exit status.
+    The epilogue runs whatever happened to the command and keeps its exit status. With
+    ``pidfile`` (no epilogue) the command is exec'd after writing its pid there, so ``kill()``
+    can signal it (coreutils timeout passes the signal on).
     """
     inner = f"sh -c {shlex.quote(command)}"
     if timeout is not None:
         inner = f"timeout --kill-after=5 {timeout:.0f} {inner}"
     if epilogue:
         inner = f"{inner}; rc=$?; {epilogue}; exit $rc"
+    elif pidfile:
+        inner = f"echo $$ >{shlex.quote(pidfile)} && exec {inner}"
     return inner
 
 
@@ -86,12 +76,14 @@ class _Reader:
                 b"".join(self.err).decode(errors="replace"))
 
 
-class GuestProcess:
+class SshProcess:
     """A command started with ``spawn()``; its output accumulates while it runs."""
 
-    def __init__(self, session: SshSession, command: str, channel: paramiko.Channel) -> None:
+    def __init__(self, session: SshSession, command: str, channel: paramiko.Channel,
+                 pidfile: str = "") -> None:
         self.session = session
         self.command = command
+        self._pidfile = pidfile
         self._channel = channel
         self._reader = _Reader(channel)
         self._reader.start()
@@ -107,32 +99,44 @@ class GuestProcess:
     def running(self) -> bool:
         return not self._channel.exit_status_ready()
 
-    def wait(self, timeout: float, check: bool = True) -> GuestResult:
+    def wait(self, timeout: float, check: bool = True) -> HostResult:
         deadline = time.monotonic() + timeout
         while not self._channel.exit_status_ready():
             if time.monotonic() > deadline:
                 out, err = self._reader.text()
-                raise GuestTimeoutError(f"guest command still running after {timeout:.0f}s: "
-                                        f"{self.command}\n{_tail(out + err)}")
+                raise HostTimeoutError(f"{self.session.where} command still running after "
+                                       f"{timeout:.0f}s: {self.command}\n{_tail(out + err)}")
             time.sleep(0.05)
         rc = self._channel.recv_exit_status()
         if self._reader.thread:
             self._reader.thread.join(timeout=10)
         out, err = self._reader.text()
-        result = GuestResult(self.command, rc, out, err)
+        result = HostResult(self.command, rc, out, err)
         if check and rc != 0:
-            raise GuestCommandError(result)
+            raise HostCommandError(result, self.session.where)
         return result
 
     def kill(self) -> None:
+        """Stop the command: closing the channel alone leaves it running on the remote side
+        until its timeout, so a command spawned with a pidfile is signalled first."""
+        if self._pidfile and self.running():
+            pid = shlex.quote(self._pidfile)
+            with contextlib.suppress(HostError, paramiko.SSHException, OSError):
+                self.session.run(f"kill -TERM $(cat {pid}) 2>/dev/null; rm -f {pid}",
+                                 timeout=15, check=False)
         self._channel.close()
 
 
-class SshSession:
-    """A paramiko connection to the guest's sshd, host key pinned."""
+#: The old name of SshProcess.
+GuestProcess = SshProcess
 
-    def __init__(self, client: paramiko.SSHClient) -> None:
+
+class SshSession:
+    """A paramiko connection to an sshd; ``where`` names the machine in errors."""
+
+    def __init__(self, client: paramiko.SSHClient, where: str = "guest") -> None:
         self.client = client
+        self.where = where
 
     @classmethod
     def connect(cls, port: int, user_key: paramiko.PKey, host_key: paramiko.PKey,
@@ -155,16 +159,21 @@ class SshSession:
         return cls(client)
 
     def spawn(self, command: str, timeout: float | None = None,
-              epilogue: str = "") -> GuestProcess:
+              epilogue: str = "", pidfile: str = "") -> SshProcess:
         transport = self.client.get_transport()
         if transport is None or not transport.is_active():
-            raise GuestTimeoutError("the SSH connection to the guest is gone")
-        channel = transport.open_session(timeout=30)
-        channel.exec_command(_wrap(command, timeout, epilogue))
-        return GuestProcess(self, command, channel)
+            raise HostTimeoutError(f"the SSH connection to the {self.where} is gone")
+        try:
+            channel = transport.open_session(timeout=30)
+            channel.exec_command(_wrap(command, timeout, epilogue, pidfile))
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            # EOFError: the machine closed the connection (powering off, sshd killed)
+            raise HostError(f"the SSH connection to the {self.where} failed while starting "
+                            f"{command!r}: {type(exc).__name__}: {exc}") from exc
+        return SshProcess(self, command, channel, pidfile)
 
     def run(self, command: str, timeout: float, check: bool = True,
-            epilogue: str = "") -> GuestResult:
+            epilogue: str = "") -> HostResult:
         proc = self.spawn(command, timeout=timeout, epilogue=epilogue)
         return proc.wait(timeout + 15, check=check)
 

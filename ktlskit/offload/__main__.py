@@ -1,6 +1,7 @@
-"""``python -m ktlskit.offload CASE...``: run offload cases in this guest, print their facts.
+"""``python -m ktlskit.offload CASE...``: run offload cases on this machine, print their facts.
 
-The last line of output is ``{case: facts}`` as JSON; progress goes to stderr.
+The output is ``{case: facts}`` as JSON; progress goes to stderr. Programs use
+``call(host, ktlskit.offload.run.run_cases, specs, nbytes)`` instead.
 """
 
 from __future__ import annotations
@@ -9,13 +10,13 @@ import argparse
 import json
 import sys
 
-from .cases import CASES, parse_spec, run_case
+from .run import CASES, CaseSpecError, parse_spec, run_cases
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m ktlskit.offload",
-        description="Run offload cases in this guest; print {case: facts} as one JSON line.")
+        description="Run offload cases on this machine; print {case: facts} as JSON.")
     p.add_argument("cases", nargs="+", metavar="CASE[:VERSION][:CIPHER]",
                    help=f"one of {', '.join(CASES)}; TLS version 1.2 or 1.3 (default), "
                         "cipher aes-gcm-128 (default) or aes-gcm-256")
@@ -24,15 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     for spec in args.cases:
         try:
             parse_spec(spec)
-        except ValueError as exc:
+        except CaseSpecError as exc:
             p.error(str(exc))
-    out = {}
-    for spec in args.cases:
-        print(f"offload: {spec} ...", file=sys.stderr, flush=True)
-        out[spec] = run_case(spec, args.bytes)
-        print(f"offload: {spec} done in {out[spec]['case_seconds']}s", file=sys.stderr,
-              flush=True)
-    json.dump(out, sys.stdout)
+    json.dump(run_cases(args.cases, args.bytes), sys.stdout, indent=1, sort_keys=True)
     sys.stdout.write("\n")
     return 0
 

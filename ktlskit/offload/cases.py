@@ -14,9 +14,8 @@ from collections.abc import Callable
 from .. import topology, uapi
 from ..records import RecordProtection, encode_key_update
 from . import nsim
-from .netns import PORT, CaseFailure, connect, ethtool_k, run_in, tc
+from .netns import PORT, connect, ethtool_k, run_in, tc
 from .nsim import DEV_A, DEV_B, KMEMLEAK, Counters
-from .rekey import REKEY_CASES
 from .traffic import (
     Facts,
     Suite,
@@ -358,48 +357,4 @@ def case_delete(suite: Suite, nbytes: int) -> Facts:
     facts["curr_after_close"] = Counters.read(eth=False).current()
     report = kmemleak_report()
     facts["kmemleak"] = "absent" if report is None else report
-    return facts
-
-
-CASES: dict[str, Callable[[Suite, int], Facts]] = {
-    "bulk": case_bulk, "software": case_software, "wire": case_wire, "down": case_down,
-    "loss": case_loss,
-    "reorder": case_reorder, "records": case_records, "fail-add": case_fail_add,
-    "refuse": case_refuse, "corrupt": case_corrupt, "resync": case_resync,
-    "rekey": case_rekey, "delete": case_delete,
-    **REKEY_CASES,
-}
-
-
-def parse_spec(spec: str) -> tuple[str, Suite]:
-    """``NAME[:VERSION][:CIPHER]``, e.g. ``bulk:1.3:aes-gcm-256``; default TLS 1.3, GCM-128."""
-    name, *rest = spec.split(":")
-    if name not in CASES:
-        raise ValueError(f"unknown case {name!r} in {spec!r}; known: {', '.join(CASES)}")
-    version, cipher = Suite().version, Suite().cipher
-    for part in rest:
-        if part in ("1.2", "1.3"):
-            version = part
-        elif part in ("aes-gcm-128", "aes-gcm-256"):
-            cipher = part
-        else:
-            raise ValueError(f"{spec!r}: {part!r} is neither a TLS version (1.2, 1.3) nor "
-                             "a cipher the device offloads (aes-gcm-128, aes-gcm-256)")
-    return name, Suite(version, cipher)
-
-
-def run_case(spec: str, nbytes: int) -> Facts:
-    """Errors become facts; the topology is always torn down."""
-    name, suite = parse_spec(spec)
-    t0 = time.monotonic()
-    try:
-        facts = CASES[name](suite, nbytes)
-    except (OSError, CaseFailure, topology.TopologyError) as exc:
-        facts = {"exception": type(exc).__name__, "message": str(exc),
-                 "errno": err_name(exc)}
-    finally:
-        topology.teardown()
-    facts["case_seconds"] = round(time.monotonic() - t0, 1)
-    facts["suite"] = {"version": suite.version, "cipher": suite.cipher,
-                      "overhead": suite.overhead}
     return facts

@@ -5,10 +5,8 @@ from __future__ import annotations
 import socket
 import struct
 import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
 
-from .. import topology
+from .. import netnsenter, topology
 
 PORT = 4500
 IO_TIMEOUT = 120.0  # seconds any single socket operation may block
@@ -17,18 +15,6 @@ COMMAND_TIMEOUT = 60.0
 
 class CaseFailure(Exception):
     """The case could not run to its end; the message says where."""
-
-
-@contextmanager
-def in_netns(ns: str) -> Iterator[None]:
-    """Sockets created inside the block belong to ``ns`` (and stay there)."""
-    from pyroute2 import netns as pr_netns
-
-    pr_netns.pushns(ns)
-    try:
-        yield
-    finally:
-        pr_netns.popns()
 
 
 def run_in(ns: str, *argv: str) -> None:
@@ -61,9 +47,9 @@ def _timeouts(s: socket.socket) -> None:
 
 def connect(port: int = PORT) -> tuple[socket.socket, socket.socket]:
     """(client in ktls-a, server in ktls-b), both connected over the link."""
-    with in_netns(topology.NS_B):
+    with netnsenter.entered(topology.NS_B):
         ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    with in_netns(topology.NS_A):
+    with netnsenter.entered(topology.NS_A):
         c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

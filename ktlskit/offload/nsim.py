@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import topology
-from ..tlsstats import ethtool_stats, tls_stat_in
+from ..netnsenter import ethtool_stats
+from ..tlsstats import tls_stat_in
 
 DEV_A, DEV_B = "kta0", "ktb0"
 DEBUGFS = Path("/sys/kernel/debug")

@@ -14,10 +14,9 @@ import threading
 import time
 from dataclasses import dataclass
 
-from .. import topology
+from .. import netnsenter, topology
 from ..keyschedule import DirectionState
 from ..records import RecordParser, RecordProtection
-from .netns import in_netns
 from .nsim import DEV_B
 from .traffic import Worker
 
@@ -35,7 +34,7 @@ class Capture:
     """
 
     def __init__(self) -> None:
-        with in_netns(topology.NS_B):
+        with netnsenter.entered(topology.NS_B):
             self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
         self.sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 64 << 20)
         self.sock.bind((DEV_B, ETH_P_ALL))

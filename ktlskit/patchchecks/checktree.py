@@ -2,8 +2,9 @@
 
 The user's tree is only read. Each run copies it (rsync, mtimes kept) over
 the check copy, which the last run left with its series applied, and gives
-every file either series touched a fresh mtime, so the incremental builds
-in the check build directories recompile exactly what changed. The set of
+every file either series touched whose content changed a fresh mtime (the
+others keep theirs), so the incremental builds in the check build
+directories recompile exactly what changed. The set of
 touched files is recorded before the tree is modified, so an interrupted
 run is cleaned up by the next one.
 """
@@ -14,7 +15,7 @@ import json
 from pathlib import Path
 
 from .. import paths
-from ..kernel.series import _freshen, _sync
+from ..kernel.series import _freshen, _snapshot, _sync
 from ..kernel.source import KernelSource
 
 STATE_SUFFIX = ".check.json"
@@ -31,7 +32,8 @@ def reset(src: KernelSource, touched: set[str]) -> Path:
     tree.parent.mkdir(parents=True, exist_ok=True)
     before: set[str] = set(json.loads(state.read_text())["touched"]) if state.is_file() else set()
     state.write_text(json.dumps({"touched": sorted(before | touched)}, indent=1))
+    snap = _snapshot(tree, before | touched)
     _sync(src.path, tree, exclude=set())
-    _freshen(tree, before | touched)
+    _freshen(tree, before | touched, snap)
     state.write_text(json.dumps({"touched": sorted(touched)}, indent=1))
     return tree
