@@ -14,10 +14,10 @@ from ..tlsstats import tls_stat_in
 DEV_A, DEV_B = "kta0", "ktb0"
 DEBUGFS = Path("/sys/kernel/debug")
 KMEMLEAK = DEBUGFS / "kmemleak"
-KNOBS = ("fail_tx_add", "fail_rx_add", "tx_corrupt", "rx_drop_sync",
+KNOBS = ("fail_tx_add", "fail_rx_add", "tx_corrupt", "rx_drop_sync", "refuse_rekey",
          "refuse_aes_gcm_128", "refuse_aes_gcm_256")
-"""The port's knobs: the first four count events to fail (one-shot: write 1), the rest are
-flags (Y/N)."""
+"""The port's knobs: the first five count events to fail (one-shot: write 1; refuse_rekey
+refuses that many key switches ahead, tls-rekey), the rest are flags (Y/N)."""
 
 
 def mount_debugfs() -> None:
