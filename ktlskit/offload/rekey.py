@@ -181,8 +181,10 @@ def case_stress_rekey(suite: Suite, nbytes: int) -> Facts:
     """Both ways at once on fully offloaded ports, a KeyUpdate every 2 KiB (``nbytes`` of 2 MiB
     is 1,023 rekeys each way), through 1% loss (netem) on both ports.
 
-    No reordering: netem reorders only with a delay, and with any netem delay on these ports
-    no offloaded TLS segment got through (with or without rekeys; not investigated yet)."""
+    No reordering: netem reorders only with a delay, and a delaying netem orphans the skbs it
+    holds; can_skb_orphan_partial() refuses skbs marked decrypted, so they lose their socket
+    and validate_xmit_skb() drops every offloaded segment ("unencrypted skb with no associated
+    socket - dropping", Linux 7.3.4, with or without rekeys)."""
     nsim.setup(knobs=True)
     for ns, dev in ((topology.NS_A, DEV_A), (topology.NS_B, DEV_B)):
         tc(ns, "qdisc", "add", "dev", dev, "root", "netem", "loss", "1%")
