@@ -254,3 +254,27 @@ def test_self_test_no_match_in_a_tree_without_git_is_checked_against_the_files(
     assert not _matches_without_git(tmp_path, line.format("drivers/net/netdevsim/tls_tx.c"))
     (tmp_path / ".git").mkdir()  # with git, get_maintainer.pl's own answer stands
     assert not _matches_without_git(tmp_path, line.format("drivers/net/netdevsim/tls_rx.c"))
+
+
+def test_maintainers_self_test_checks_patterns_not_the_network(tmp_path: Path) -> None:
+    """A new F: that matches nothing is reported; a W: link is not fetched (offline it would
+    be "possible bad link", and the wget per link was most of a full check's time)."""
+    import time
+
+    from minikernel import kernel_source, make_tree
+
+    from ktlskit.patchchecks.maintainers import self_test_warnings
+    tree = make_tree(tmp_path / "k", kernel_source())
+    (tree / ".git").mkdir()  # the self-test lists files with git: a real repository
+    subprocess.run(["git", "init", "-q", str(tree)], check=True, timeout=30)
+    subprocess.run(["git", "-C", str(tree), "add", "-A"], check=True, timeout=60)
+    m = tree / "MAINTAINERS"
+    m.write_text(m.read_text().replace(
+        "F:\ttools/testing/selftests/net/demo/\n",
+        "F:\ttools/testing/selftests/net/demo/\nF:\tdrivers/net/nowhere/\n"
+        "W:\thttp://192.0.2.1/unreachable\n"))
+    t0 = time.monotonic()
+    warnings = self_test_warnings(tree)
+    assert time.monotonic() - t0 < 10
+    assert any("drivers/net/nowhere" in w for w in warnings), warnings
+    assert not any("link" in w for w in warnings), warnings
