@@ -25,6 +25,7 @@ from .traffic import (
     err_name,
     install,
     ktls_pair,
+    one_way_pair,
     ping_pong,
     recv_exact,
     recv_record,
@@ -74,10 +75,7 @@ def _wire_run(suite: Suite, nbytes: int, chunk: int, seed: int,
     captures, the server reads with software kTLS. ``midway`` runs after the first half."""
     before = Counters.read()
     cap = Capture()
-    c, s = connect()
-    ab, _ = suite.states()
-    install(c, uapi.TLS_TX, ab)
-    install(s, uapi.TLS_RX, ab)
+    c, s, ab = one_way_pair(suite)
     data = stream(seed, nbytes)
     rx = Worker(lambda: (recv_exact(s, nbytes), recv_record(s)))
     half = nbytes // 2 if midway else nbytes

@@ -15,7 +15,7 @@ from .. import topology, uapi
 from ..keyschedule import DirectionState
 from ..records import encode_key_update
 from . import nsim
-from .netns import PORT, CaseFailure, connect, ethtool_k, tc
+from .netns import PORT, CaseFailure, ethtool_k, tc
 from .nsim import DEV_A, DEV_B, Counters
 from .rekeywire import follow_epochs
 from .traffic import (
@@ -26,6 +26,7 @@ from .traffic import (
     err_name,
     install,
     ktls_pair,
+    one_way_pair,
     recv_record,
     send_record,
     stream,
@@ -103,59 +104,59 @@ def one_way(c: socket.socket, s: socket.socket, ab: DirectionState, nbytes: int,
             "rx_rekeys": rx_rekeys}
 
 
-def case_tx_rekey(suite: Suite, nbytes: int, refuse: bool = False) -> Facts:
+REFUSE_ALL = 1 << 20  # refuse_rekey: more key switches than any case does
+
+
+def _offloaded_one_way(suite: Suite, nbytes: int, side: str, seed: int,
+                       refuse: bool) -> Facts:
+    """The client streams to the server with KeyUpdates; only port ``side`` offloads, the
+    direction the stream takes through it (a: TX, b: RX). ``refuse``: the port refuses to
+    take keys itself (``refuse_rekey``)."""
+    nsim.setup(knobs=True)
+    if refuse:
+        nsim.set_knob(side, "refuse_rekey", REFUSE_ALL)
+    if side == "a":
+        ethtool_k(topology.NS_B, DEV_B, tls_hw_tx_offload=False, tls_hw_rx_offload=False)
+        ethtool_k(topology.NS_A, DEV_A, tls_hw_rx_offload=False)
+    else:
+        ethtool_k(topology.NS_A, DEV_A, tls_hw_tx_offload=False, tls_hw_rx_offload=False)
+        ethtool_k(topology.NS_B, DEV_B, tls_hw_tx_offload=False)
+    before = Counters.read()
+    c, s, ab, _ = ktls_pair(suite)
+    facts: Facts = {"stream": one_way(c, s, ab, nbytes, 16384, 8, seed)}
+    facts["curr_open"] = Counters.read(eth=False).current()
+    close_all(c, s)
+    facts["delta"] = Counters.settled().since(before)
+    facts[f"epochs_{side}"] = read_epochs(side)
+    return facts
+
+
+def case_tx_rekey(suite: Suite, nbytes: int) -> Facts:
     """KeyUpdates on a TX offloaded socket; the receiving side rekeys in software.
 
     Port a offloads TX, port b nothing (its RX is the software path that rekeys today).
     """
-    nsim.setup(knobs=True)
-    if refuse:
-        nsim.set_knob("a", "refuse_rekey", REFUSE_ALL)
-    ethtool_k(topology.NS_B, DEV_B, tls_hw_tx_offload=False, tls_hw_rx_offload=False)
-    ethtool_k(topology.NS_A, DEV_A, tls_hw_rx_offload=False)
-    before = Counters.read()
-    c, s, ab, _ = ktls_pair(suite)
-    facts: Facts = {"stream": one_way(c, s, ab, nbytes, 16384, 8, 81)}
-    facts["curr_open"] = Counters.read(eth=False).current()
-    close_all(c, s)
-    facts["delta"] = Counters.settled().since(before)
-    facts["epochs_a"] = read_epochs("a")
-    return facts
+    return _offloaded_one_way(suite, nbytes, "a", 81, refuse=False)
 
 
-REFUSE_ALL = 1 << 20  # refuse_rekey: more key switches than any case does
+def case_rx_rekey(suite: Suite, nbytes: int) -> Facts:
+    """KeyUpdates towards an RX offloaded socket; the sender rekeys in software.
+
+    Port b offloads RX, port a nothing.
+    """
+    return _offloaded_one_way(suite, nbytes, "b", 82, refuse=False)
 
 
 def case_tx_rekey_del(suite: Suite, nbytes: int) -> Facts:
     """``tx-rekey`` on a device that refuses to take keys ahead (``refuse_rekey``): each new
     key waits for the old one's records to be acknowledged, then tls_dev_del + tls_dev_add."""
-    return case_tx_rekey(suite, nbytes, refuse=True)
+    return _offloaded_one_way(suite, nbytes, "a", 81, refuse=True)
 
 
 def case_rx_rekey_del(suite: Suite, nbytes: int) -> Facts:
     """``rx-rekey`` on a device that refuses to switch keys itself: tls_dev_del, and
     tls_dev_add at the window's edge, where the device resyncs."""
-    return case_rx_rekey(suite, nbytes, refuse=True)
-
-
-def case_rx_rekey(suite: Suite, nbytes: int, refuse: bool = False) -> Facts:
-    """KeyUpdates towards an RX offloaded socket; the sender rekeys in software.
-
-    Port b offloads RX, port a nothing.
-    """
-    nsim.setup(knobs=True)
-    if refuse:
-        nsim.set_knob("b", "refuse_rekey", REFUSE_ALL)
-    ethtool_k(topology.NS_A, DEV_A, tls_hw_tx_offload=False, tls_hw_rx_offload=False)
-    ethtool_k(topology.NS_B, DEV_B, tls_hw_tx_offload=False)
-    before = Counters.read()
-    c, s, ab, _ = ktls_pair(suite)
-    facts: Facts = {"stream": one_way(c, s, ab, nbytes, 16384, 8, 82)}
-    facts["curr_open"] = Counters.read(eth=False).current()
-    close_all(c, s)
-    facts["delta"] = Counters.settled().since(before)
-    facts["epochs_b"] = read_epochs("b")
-    return facts
+    return _offloaded_one_way(suite, nbytes, "b", 82, refuse=True)
 
 
 def case_both_rekey(suite: Suite, nbytes: int) -> Facts:
@@ -233,10 +234,7 @@ def case_wire_rekey(suite: Suite, nbytes: int) -> Facts:
     tc(topology.NS_A, "qdisc", "add", "dev", DEV_A, "root", "netem", "loss", "3%")
     before = Counters.read()
     cap = Capture()
-    c, s = connect()
-    ab, _ = suite.states()
-    install(c, uapi.TLS_TX, ab)
-    install(s, uapi.TLS_RX, ab)
+    c, s, ab = one_way_pair(suite)
     facts: Facts = {"stream": one_way(c, s, ab, nbytes, 16384, 8, 85)}
     close_all(c, s)
     facts.update(cap.finish())

@@ -69,6 +69,16 @@ def ktls_pair(suite: Suite, port: int = PORT) -> tuple[socket.socket, socket.soc
     return c, s, ab, ba
 
 
+def one_way_pair(suite: Suite, port: int = PORT) -> tuple[socket.socket, socket.socket,
+                                                          DirectionState]:
+    """A connected pair for one direction: TLS_TX on the client, TLS_RX on the server."""
+    c, s = connect(port)
+    ab, _ = suite.states()
+    install(c, uapi.TLS_TX, ab)
+    install(s, uapi.TLS_RX, ab)
+    return c, s, ab
+
+
 def stream(seed: int, n: int) -> bytes:
     return random.Random(seed).randbytes(n)
 
