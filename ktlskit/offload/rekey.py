@@ -38,22 +38,28 @@ HANDSHAKE = 22
 
 @dataclass(frozen=True)
 class Epoch:
-    """One key the device had: direction, TCP sequence number it started at, bytes."""
+    """One key the device had: direction, TCP sequence number it started at, bytes, and the
+    ``ktime_get_ns()`` (CLOCK_MONOTONIC) of the first and last of those bytes (0: none)."""
 
     index: int
     direction: str
     start_seq: int
     nbytes: int
+    first_ns: int = 0
+    last_ns: int = 0
 
 
 def parse_epochs(text: str) -> list[Epoch]:
-    """The port's ``tls/epochs`` file: ``INDEX tx|rx START_SEQ BYTES`` per line."""
+    """The port's ``tls/epochs`` file: ``INDEX tx|rx START_SEQ BYTES FIRST_NS LAST_NS`` per
+    line (the two times are absent before patches/tls-rekey's "time the kTLS key epochs")."""
     out = []
     for line in text.splitlines():
         parts = line.split()
-        if len(parts) != 4 or parts[1] not in ("tx", "rx"):
+        if (len(parts) not in (4, 6) or parts[1] not in ("tx", "rx")
+                or not all(p.isdigit() for p in parts[:1] + parts[2:])):
             raise CaseFailure(f"unexpected line in tls/epochs: {line!r}")
-        out.append(Epoch(int(parts[0]), parts[1], int(parts[2]), int(parts[3])))
+        index, direction, *numbers = parts
+        out.append(Epoch(int(index), direction, *(int(n) for n in numbers)))
     return out
 
 
