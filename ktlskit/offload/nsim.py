@@ -15,9 +15,11 @@ DEV_A, DEV_B = "kta0", "ktb0"
 DEBUGFS = Path("/sys/kernel/debug")
 KMEMLEAK = DEBUGFS / "kmemleak"
 KNOBS = ("fail_tx_add", "fail_rx_add", "tx_corrupt", "rx_drop_sync", "refuse_rekey",
-         "refuse_aes_gcm_128", "refuse_aes_gcm_256")
-"""The port's knobs: the first five count events to fail (one-shot: write 1; refuse_rekey
-refuses that many key switches ahead, tls-rekey), the rest are flags (Y/N)."""
+         "hold_resync", "drop_acks", "refuse_aes_gcm_128", "refuse_aes_gcm_256")
+"""The port's knobs: the first seven count events to fail (one-shot: write 1; with
+tls-rekey, refuse_rekey refuses that many key switches ahead, hold_resync turns down that
+many resync confirmations, drop_acks drops that many received pure ACKs), the rest are flags
+(Y/N)."""
 
 
 def mount_debugfs() -> None:

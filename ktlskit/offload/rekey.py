@@ -9,6 +9,7 @@ counter deltas and the device's per-key record (the ports' debugfs ``tls/epochs`
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .. import topology, uapi
@@ -68,8 +69,12 @@ def read_epochs(side: str) -> list[dict[str, int | str]]:
     return [vars(e) for e in parse_epochs(path.read_text())]
 
 
+OnRekey = Callable[[int], None]
+"""Called right after each new key is installed, with the number of rekeys so far."""
+
+
 def send_rekeying(s: socket.socket, st: DirectionState, data: bytes, chunk: int,
-                  every: int) -> int:
+                  every: int, on_rekey: OnRekey | None = None) -> int:
     """Send ``data`` in ``chunk``-byte writes, a KeyUpdate and a new TX key after every
     ``every`` writes; returns the number of rekeys."""
     rekeys = 0
@@ -80,10 +85,13 @@ def send_rekeying(s: socket.socket, st: DirectionState, data: bytes, chunk: int,
             st = st.next()
             install(s, uapi.TLS_TX, st)
             rekeys += 1
+            if on_rekey:
+                on_rekey(rekeys)
     return rekeys
 
 
-def recv_rekeying(s: socket.socket, st: DirectionState, nbytes: int) -> tuple[bytes, int]:
+def recv_rekeying(s: socket.socket, st: DirectionState, nbytes: int,
+                  on_rekey: OnRekey | None = None) -> tuple[bytes, int]:
     """Read ``nbytes`` of data, installing the next RX key at each KeyUpdate."""
     buf = bytearray()
     rekeys = 0
@@ -93,6 +101,8 @@ def recv_rekeying(s: socket.socket, st: DirectionState, nbytes: int) -> tuple[by
             st = st.next()
             install(s, uapi.TLS_RX, st)
             rekeys += 1
+            if on_rekey:
+                on_rekey(rekeys)
         elif not data:
             break
         else:
@@ -101,9 +111,10 @@ def recv_rekeying(s: socket.socket, st: DirectionState, nbytes: int) -> tuple[by
 
 
 def one_way(c: socket.socket, s: socket.socket, ab: DirectionState, nbytes: int,
-            chunk: int, every: int, seed: int) -> Facts:
+            chunk: int, every: int, seed: int, on_rekey: OnRekey | None = None) -> Facts:
+    """``on_rekey``: the sender's."""
     data = stream(seed, nbytes)
-    sender = Worker(lambda: send_rekeying(c, ab, data, chunk, every))
+    sender = Worker(lambda: send_rekeying(c, ab, data, chunk, every, on_rekey))
     got, rx_rekeys = recv_rekeying(s, ab, nbytes)
     tx_rekeys = sender.result()
     return {"ok": got == data, "received": len(got), "tx_rekeys": tx_rekeys,
@@ -111,6 +122,17 @@ def one_way(c: socket.socket, s: socket.socket, ab: DirectionState, nbytes: int,
 
 
 REFUSE_ALL = 1 << 20  # refuse_rekey: more key switches than any case does
+
+
+def offload_only(side: str) -> None:
+    """Only port ``side`` offloads, the direction a client-to-server stream takes through it
+    (a: TX, b: RX); the other port's TLS offload is off (its tap sees ciphertext)."""
+    if side == "a":
+        ethtool_k(topology.NS_B, DEV_B, tls_hw_tx_offload=False, tls_hw_rx_offload=False)
+        ethtool_k(topology.NS_A, DEV_A, tls_hw_rx_offload=False)
+    else:
+        ethtool_k(topology.NS_A, DEV_A, tls_hw_tx_offload=False, tls_hw_rx_offload=False)
+        ethtool_k(topology.NS_B, DEV_B, tls_hw_tx_offload=False)
 
 
 def _offloaded_one_way(suite: Suite, nbytes: int, side: str, seed: int,
@@ -121,12 +143,7 @@ def _offloaded_one_way(suite: Suite, nbytes: int, side: str, seed: int,
     nsim.setup(knobs=True)
     if refuse:
         nsim.set_knob(side, "refuse_rekey", REFUSE_ALL)
-    if side == "a":
-        ethtool_k(topology.NS_B, DEV_B, tls_hw_tx_offload=False, tls_hw_rx_offload=False)
-        ethtool_k(topology.NS_A, DEV_A, tls_hw_rx_offload=False)
-    else:
-        ethtool_k(topology.NS_A, DEV_A, tls_hw_tx_offload=False, tls_hw_rx_offload=False)
-        ethtool_k(topology.NS_B, DEV_B, tls_hw_tx_offload=False)
+    offload_only(side)
     before = Counters.read()
     c, s, ab, _ = ktls_pair(suite)
     facts: Facts = {"stream": one_way(c, s, ab, nbytes, 16384, 8, seed)}
@@ -231,6 +248,22 @@ def case_open_record(suite: Suite, nbytes: int) -> Facts:
     return facts
 
 
+def wire_epochs(cap: Capture, ab: DirectionState) -> Facts:
+    """The oracle on what ``cap`` saw of the client's stream (the sockets closed): frames,
+    retransmitted bytes and those differing from the first transmission, and the key of each
+    record (``follow_epochs``)."""
+    facts: Facts = dict(cap.finish())
+    isn, segs, _fin = cap.segments(PORT)
+    if isn is not None:
+        wire, again, mismatch = reassemble(isn, segs)
+        rep = follow_epochs(wire, ab)
+        facts.update({"retransmitted_bytes": again, "retransmit_mismatch_bytes": mismatch,
+                      "wire_key_updates": rep.key_updates, "wire_error": rep.error,
+                      "wire_records": len(rep.epochs),
+                      "wire_plaintext_bytes": len(rep.plaintext)})
+    return facts
+
+
 def case_wire_rekey(suite: Suite, nbytes: int) -> Facts:
     """The wire under TX rekeys with 3% loss on the offloaded sender: every captured record
     under exactly one key, the key changing only after each KeyUpdate, retransmissions
@@ -243,15 +276,7 @@ def case_wire_rekey(suite: Suite, nbytes: int) -> Facts:
     c, s, ab = one_way_pair(suite)
     facts: Facts = {"stream": one_way(c, s, ab, nbytes, 16384, 8, 85)}
     close_all(c, s)
-    facts.update(cap.finish())
-    isn, segs, _fin = cap.segments(PORT)
-    if isn is not None:
-        wire, again, mismatch = reassemble(isn, segs)
-        rep = follow_epochs(wire, ab)
-        facts.update({"retransmitted_bytes": again, "retransmit_mismatch_bytes": mismatch,
-                      "wire_key_updates": rep.key_updates, "wire_error": rep.error,
-                      "wire_records": len(rep.epochs),
-                      "wire_plaintext_bytes": len(rep.plaintext)})
+    facts.update(wire_epochs(cap, ab))
     facts["delta"] = Counters.settled().since(before)
     return facts
 
