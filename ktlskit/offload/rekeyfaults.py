@@ -1,0 +1,335 @@
+"""Rekey cases under faults (issue #11): each fault knob mid-rekey, the device removed
+mid-rekey, sockets closed mid-rekey (patches/tls-rekey's "netdevsim: kTLS rekey fault knobs").
+
+Streams and rekeys are those of ``rekey.py`` (16 KiB writes, a KeyUpdate every 8); the faults
+are set from the rekey hooks (``Hook``) so they hit a rekey in progress. Every fault knob is
+read back after the run: a count left over means the fault did not (all) fire. Facts as in
+``rekey.py`` plus the knobs, TCP retransmissions, the port's drops and the kernel log.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable
+
+from .. import topology
+from ..keyschedule import DirectionState
+from . import nsim
+from .nsim import DEV_A, Counters
+from .probes import KernelLog, delta, rx_dropped, tcp_counters
+from .rekey import (
+    REFUSE_ALL,
+    offload_only,
+    one_way,
+    read_epochs,
+    recv_rekeying,
+    send_rekeying,
+    wire_epochs,
+)
+from .traffic import (
+    Facts,
+    Suite,
+    Worker,
+    close_all,
+    err_name,
+    ktls_pair,
+    one_way_pair,
+    send_chunks,
+    stream,
+)
+from .wire import Capture
+
+CHUNK, EVERY = 16384, 8
+FAULT_AT = 2  # the rekey after which a case sets its fault knob
+DROP_ACKS = 32
+RETRANSMITTED = 2
+"""drop_acks is disarmed once the sender retransmitted this many segments: how many ACKs
+are dropped before one is needed depends on the flight; each one left then answers a
+retransmission timeout, and those double (12 of 32 took 20 s)."""
+HOLD_RESYNC = 4
+HOLD_RCVBUF = 64 << 10
+"""The receiver's buffer in ``rx-rekey-hold``: the window's edge, where the device is re-armed
+after a KeyUpdate, comes before the next one, so each re-arm gets its resync confirmation
+(with autotuning the unread queue grows past 128 KiB and the stack confirmed 2 of 31)."""
+FAULT_LIMIT = 20.0  # seconds a fault knob may stay armed
+GRACE = 3.0  # seconds the peers are watched after the devices are removed
+GAUGES = ("TlsCurrTxDevice", "TlsCurrRxDevice", "TlsCurrTxRekey", "TlsCurrRxRekey")
+
+
+class Fault:
+    """A counting knob armed now and watched until the device has consumed it, ``enough()``
+    says it did its work, or ``limit`` seconds passed; then (or when the case asks for its
+    facts) it is disarmed, written 0. Facts: the count, how many the device consumed
+    (``fired``), why the watch ended and after how long."""
+
+    def __init__(self, side: str, name: str, count: int,
+                 enough: Callable[[], bool] | None = None, limit: float = FAULT_LIMIT) -> None:
+        self.side, self.name, self.count = side, name, count
+        self.enough, self.limit = enough, limit
+        self.ended: dict[str, object] = {}
+        self.stop = threading.Event()
+        self.t0 = time.monotonic()
+        nsim.set_knob(side, name, count)
+        self.watch = Worker(self._watch)
+
+    def _end(self, why: str) -> None:
+        left = int(nsim.read_knob(self.side, self.name))
+        if left:
+            nsim.set_knob(self.side, self.name, 0)
+        self.ended = {"fired": self.count - left, "ended": why,
+                      "seconds": round(time.monotonic() - self.t0, 2)}
+
+    def _watch(self) -> None:
+        while not self.stop.wait(0.05):
+            if not int(nsim.read_knob(self.side, self.name)):
+                return self._end("consumed")
+            if self.enough is not None and self.enough():
+                return self._end("enough")
+            if time.monotonic() - self.t0 > self.limit:
+                return self._end("limit")
+
+    def facts(self) -> Facts:
+        self.stop.set()
+        self.watch.result(10)
+        if not self.ended:
+            self._end("case")
+        return {"set": self.count, **self.ended}
+
+
+def retransmitted(ns: str, n: int) -> Callable[[], bool]:
+    """Whether namespace ``ns`` retransmitted ``n`` segments since this call."""
+    base = tcp_counters(ns)["TcpRetransSegs"]
+    return lambda: tcp_counters(ns)["TcpRetransSegs"] - base >= n
+
+
+class Hook:
+    """An ``on_rekey`` hook: counts the rekeys (also for a loop that fails later) and, right
+    after rekey number ``at``, runs ``action`` once, keeping what it returns."""
+
+    def __init__(self, at: int = 0, action: Callable[[], object] | None = None) -> None:
+        self.at, self.action = at, action
+        self.rekeys = 0
+        self.fired: object = None
+
+    def __call__(self, n: int) -> None:
+        self.rekeys = n
+        if n == self.at and self.action is not None:
+            self.fired = self.action()
+
+
+class Once:
+    """Runs ``fn`` at the ``parties``-th call: once each of as many loops got there."""
+
+    def __init__(self, parties: int, fn: Callable[[], None]) -> None:
+        self.left, self.fn = parties, fn
+        self.lock = threading.Lock()
+
+    def __call__(self) -> None:
+        with self.lock:
+            self.left -= 1
+            if self.left:
+                return
+        self.fn()
+
+
+def fault_facts(hook: Hook) -> Facts:
+    """The facts of the Fault the hook armed (``{"set": None}``: it never fired)."""
+    return hook.fired.facts() if isinstance(hook.fired, Fault) else {"set": None}
+
+
+def gauges_after_close(timeout: float = 10.0) -> dict[str, int]:
+    """The TlsCurr* gauges of both namespaces that are not 0, once all are or at ``timeout``
+    (the device counters may be gone with the devices)."""
+    deadline = time.monotonic() + timeout
+    while (curr := Counters.read(eth=False).current()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return curr
+
+
+def _tx_noack(suite: Suite, nbytes: int, refuse: bool) -> Facts:
+    """The TX offloaded client streams with KeyUpdates; after the second, port a drops the
+    next ``DROP_ACKS`` pure ACKs, so old-key records stay unacknowledged and go out again
+    (through the software fallback, under their key). Port b does not offload: its tap sees
+    the ciphertext for the wire oracle."""
+    nsim.setup(knobs=True)
+    if refuse:
+        nsim.set_knob("a", "refuse_rekey", REFUSE_ALL)
+    offload_only("a")
+    before, tcp0 = Counters.read(), tcp_counters(topology.NS_A)
+    drops0 = rx_dropped(topology.NS_A, DEV_A)
+    cap = Capture()
+    c, s, ab = one_way_pair(suite)
+    hook = Hook(FAULT_AT, lambda: Fault("a", "drop_acks", DROP_ACKS,
+                                        retransmitted(topology.NS_A, RETRANSMITTED)))
+    try:
+        facts: Facts = {"stream": one_way(c, s, ab, nbytes, CHUNK, EVERY, 91, hook)}
+    except OSError as exc:  # the wire oracle says which record
+        facts = {"stream": {"error": err_name(exc), "tx_rekeys": hook.rekeys}}
+    facts["drop_acks"] = fault_facts(hook)
+    facts["curr_open"] = Counters.read(eth=False).current()
+    close_all(c, s)
+    facts.update(wire_epochs(cap, ab))
+    facts["tcp_a"] = delta(tcp_counters(topology.NS_A), tcp0)
+    facts["a_rx_dropped"] = rx_dropped(topology.NS_A, DEV_A) - drops0
+    facts["delta"] = Counters.settled().since(before)
+    facts["epochs_a"] = read_epochs("a")
+    return facts
+
+
+def case_tx_rekey_noack(suite: Suite, nbytes: int) -> Facts:
+    """``tx-rekey`` (the device takes keys ahead) with the ACKs of old-key records lost."""
+    return _tx_noack(suite, nbytes, refuse=False)
+
+
+def case_tx_rekey_noack_del(suite: Suite, nbytes: int) -> Facts:
+    """``tx-rekey-del`` (each new key waits for every old-key record to be acknowledged, then
+    tls_dev_del + tls_dev_add) with those ACKs lost."""
+    return _tx_noack(suite, nbytes, refuse=True)
+
+
+def case_rx_rekey_hold(suite: Suite, nbytes: int) -> Facts:
+    """``rx-rekey-del`` (tls_dev_del at each KeyUpdate, tls_dev_add at the window's edge,
+    confirmed by a resync) with the device turning down the next ``HOLD_RESYNC`` resync
+    confirmations after the second KeyUpdate: the re-arm is held, in software, while more
+    KeyUpdates arrive. The receiver's buffer is small (``HOLD_RCVBUF``)."""
+    nsim.setup(knobs=True)
+    nsim.set_knob("b", "refuse_rekey", REFUSE_ALL)
+    offload_only("b")
+    before = Counters.read()
+    c, s, ab = one_way_pair(suite)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, HOLD_RCVBUF)
+    hook = Hook(FAULT_AT, lambda: Fault("b", "hold_resync", HOLD_RESYNC, limit=1e9))
+    facts: Facts = {"stream": one_way(c, s, ab, nbytes, CHUNK, EVERY, 92, hook)}
+    facts["hold_resync"] = fault_facts(hook)
+    facts["curr_open"] = Counters.read(eth=False).current()
+    close_all(c, s)
+    facts["delta"] = Counters.settled().since(before)
+    facts["epochs_b"] = read_epochs("b")
+    return facts
+
+
+def outcome(w: Worker, timeout: float) -> object:
+    """What a peer's loop returned, the errno it failed with, or ``"running"``."""
+    try:
+        return w.result(timeout)
+    except OSError as exc:
+        return err_name(exc)
+    except Exception as exc:  # CaseFailure: still running
+        return "running" if w.is_alive() else type(exc).__name__
+
+
+def _peers(c: socket.socket, s: socket.socket, ab: DirectionState, ba: DirectionState,
+           nbytes: int, hooks: dict[str, Hook]) -> dict[str, Worker]:
+    """Both ways at once, every loop in a worker: up (c->s, seed 93) and down (s->c, 94)."""
+    up, down = stream(93, nbytes), stream(94, nbytes)
+    return {"up_tx": Worker(lambda: send_rekeying(c, ab, up, CHUNK, EVERY, hooks["up_tx"])),
+            "up_rx": Worker(lambda: recv_rekeying(s, ab, nbytes, hooks["up_rx"])[0] == up),
+            "down_tx": Worker(lambda: send_rekeying(s, ba, down, CHUNK, EVERY,
+                                                    hooks["down_tx"])),
+            "down_rx": Worker(lambda: recv_rekeying(c, ba, nbytes, hooks["down_rx"])[0] == down)}
+
+
+def case_rekey_dev_del(suite: Suite, nbytes: int) -> Facts:
+    """Both ports offload both ways, both peers stream with KeyUpdates; once both have sent
+    ``FAULT_AT``, right after the later one's, both netdevsim devices are deleted (port a
+    refuses keys ahead: the client's TX rekeys wait for ACKs, port b holds keys ahead). The
+    peers are watched for ``GRACE`` seconds, then shut down (the link is gone) and must end;
+    then closed. Loop results: True/False (stream intact or not), the errno, or "running"."""
+    log = KernelLog()
+    nsim.setup(knobs=True)
+    nsim.set_knob("a", "refuse_rekey", REFUSE_ALL)
+    before = Counters.read(eth=False)
+    c, s, ab, ba = ktls_pair(suite)
+    deleted = threading.Event()
+    facts: Facts = {}
+
+    def delete() -> None:
+        facts["curr_at_delete"] = Counters.read(eth=False).current()
+        nsim.delete_devices()
+        deleted.set()
+
+    both = Once(2, delete)
+    hooks = {"up_tx": Hook(FAULT_AT, both), "down_tx": Hook(FAULT_AT, both),
+             "up_rx": Hook(), "down_rx": Hook()}
+    peers = _peers(c, s, ab, ba, nbytes, hooks)
+    while not deleted.wait(1) and peers["up_tx"].is_alive() and peers["down_tx"].is_alive():
+        pass
+    facts["deleted"] = deleted.is_set()
+    time.sleep(GRACE)
+    facts["after_grace"] = {k: outcome(w, 0) for k, w in peers.items()}
+    for sk in (c, s):
+        sk.shutdown(socket.SHUT_RDWR)
+    facts["after_shutdown"] = {k: outcome(w, 60) for k, w in peers.items()}
+    facts["rekeys"] = {k: h.rekeys for k, h in hooks.items()}
+    close_all(c, s)
+    facts["curr_after_close"] = gauges_after_close()
+    facts["delta"] = Counters.read(eth=False).since(before)
+    facts.update(log.facts())
+    return facts
+
+
+def _close_tx(suite: Suite, nbytes: int) -> Facts:
+    """The TX offloaded client (refuse_rekey, drop_acks) sends, then a KeyUpdate, a new key,
+    one more record, and closes at once: the new key still waits for old-key ACKs."""
+    nsim.setup(knobs=True)
+    nsim.set_knob("a", "refuse_rekey", REFUSE_ALL)
+    offload_only("a")
+    before = Counters.read()
+    c, s, ab = one_way_pair(suite)
+    data = stream(95, nbytes)
+    head = len(data) - 2 * CHUNK
+    rx = Worker(lambda: recv_rekeying(s, ab, len(data)))
+    send_chunks(c, data[:head], CHUNK)
+    fault = Fault("a", "drop_acks", DROP_ACKS, retransmitted(topology.NS_A, RETRANSMITTED))
+    facts: Facts = {"tx_rekeys": send_rekeying(c, ab, data[head:], CHUNK, 1)}
+    facts["curr_at_close"] = Counters.read(eth=False).current()
+    c.close()
+    got, facts["rx_rekeys"] = rx.result()  # type: ignore[misc]
+    facts.update(ok=got == data, received=len(got), drop_acks=fault.facts())
+    s.close()
+    facts["curr_after_close"] = gauges_after_close()
+    facts["delta"] = Counters.settled().since(before)
+    return facts
+
+
+def _close_rx(suite: Suite, nbytes: int) -> Facts:
+    """The RX offloaded server (refuse_rekey, hold_resync) reads past a KeyUpdate, which
+    leaves the re-arm pending (until the reader is past the window's edge and the device has
+    resynced), and closes with the rest unread."""
+    nsim.setup(knobs=True)
+    nsim.set_knob("b", "refuse_rekey", REFUSE_ALL)
+    offload_only("b")
+    before = Counters.read()
+    c, s, ab = one_way_pair(suite)
+    fault = Fault("b", "hold_resync", HOLD_RESYNC, limit=1e9)
+    data = stream(96, nbytes)
+    half = len(data) // 2 // CHUNK
+    tx = Worker(lambda: send_rekeying(c, ab, data, CHUNK, half))
+    got, rx_rekeys = recv_rekeying(s, ab, half * CHUNK + 1)
+    facts: Facts = {"rx_rekeys": rx_rekeys, "ok": got == data[:len(got)], "read": len(got)}
+    facts["curr_at_close"] = Counters.read(eth=False).current()
+    s.close()
+    facts["tx_result"] = outcome(tx, 60)
+    c.close()
+    facts["hold_resync"] = fault.facts()
+    facts["curr_after_close"] = gauges_after_close()
+    facts["delta"] = Counters.settled().since(before)
+    return facts
+
+
+def case_rekey_close(suite: Suite, nbytes: int) -> Facts:
+    """Sockets closed mid-rekey: the sender with its new key waiting for ACKs (``tx``), the
+    receiver with its re-arm pending (``rx``); the streams are ``nbytes`` / 8."""
+    log = KernelLog()
+    facts: Facts = {"tx": _close_tx(suite, max(nbytes // 8, 4 * CHUNK))}
+    facts["rx"] = _close_rx(suite, max(nbytes // 8, 4 * CHUNK))
+    facts.update(log.facts())
+    return facts
+
+
+REKEY_FAULT_CASES = {"tx-rekey-noack": case_tx_rekey_noack,
+                     "tx-rekey-noack-del": case_tx_rekey_noack_del,
+                     "rx-rekey-hold": case_rx_rekey_hold, "rekey-dev-del": case_rekey_dev_del,
+                     "rekey-close": case_rekey_close}
