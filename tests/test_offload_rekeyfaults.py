@@ -1,17 +1,20 @@
-"""The pure parts of the rekey fault cases: /proc/net/snmp, /dev/kmsg records, the rekey
-hook, a peer's outcome, and the registry."""
+"""The pure parts of the rekey fault cases: /proc/net/snmp, /dev/kmsg records, the loop
+steering (rekey hook, gate, held reader, outcome), and the registry."""
 
 from __future__ import annotations
 
 import errno
 import threading
+from typing import Any
 
 import pytest
 
+from ktlskit import uapi
 from ktlskit.offload import run
 from ktlskit.offload.probes import LOG_LINE, delta, parse_kmsg, parse_snmp
 from ktlskit.offload.rekey import send_rekeying
-from ktlskit.offload.rekeyfaults import REKEY_FAULT_CASES, Hook, Once, fault_facts, outcome
+from ktlskit.offload.rekeyfaults import REKEY_FAULT_CASES, fault_facts
+from ktlskit.offload.steer import HeldReader, Hook, Once, outcome
 from ktlskit.offload.traffic import Worker
 
 SNMP = """\
@@ -85,7 +88,7 @@ def test_hook_counts_rekeys_and_fires_once_after_the_nth() -> None:
     sock = FakeSock()
     st, _ = Suite().states()
     rekeys = send_rekeying(sock, st, bytes(10 * 100), 100, 2, hook)  # type: ignore[arg-type]
-    assert rekeys == 4 and hook.rekeys == 4 and fired == [0] and hook.fired == "armed"
+    assert rekeys == 4 and hook.rekeys == 4 and fired == [0] and hook.result == "armed"
     assert fault_facts(hook) == {"set": None}  # what it armed is no Fault
 
 
@@ -105,7 +108,7 @@ def test_outcome_value_errno_running() -> None:
 
 def test_fault_cases_registered() -> None:
     assert set(REKEY_FAULT_CASES) == {"tx-rekey-noack", "tx-rekey-noack-del", "rx-rekey-hold",
-                                      "rekey-dev-del", "rekey-close"}
+                                      "rekey-dev-del", "rekey-dev-del-rx", "rekey-close"}
     for name in REKEY_FAULT_CASES:
         assert run.parse_spec(name)[0] == name
 
@@ -118,3 +121,27 @@ def test_once_runs_when_the_last_party_arrives() -> None:
     gate()
     gate()  # a late third call does nothing
     assert ran == [1]
+
+
+class RecordSock:
+    """recvmsg() returns one queued (type, bytes) record, with its TLS_GET_RECORD_TYPE."""
+
+    def __init__(self, records: list[tuple[int, bytes]]) -> None:
+        self.records = records
+
+    def recvmsg(self, size: int, ancsize: int) -> tuple[bytes, list[Any], int, Any]:
+        kind, data = self.records.pop(0)
+        return data, [(uapi.SOL_TLS, uapi.TLS_GET_RECORD_TYPE, bytes([kind]))], 0, None
+
+
+def test_held_reader_stops_before_the_record_after_limit_data_bytes() -> None:
+    ku = (22, b"\x18\x00\x00\x01\x00")
+    sock = RecordSock([(23, b"a" * 10), ku, (23, b"b" * 10), ku, (23, b"c")])
+    go = threading.Event()
+    reader = HeldReader(sock, 20, go)  # type: ignore[arg-type]
+    got = [reader.recvmsg(64, 32)[0] for _ in range(3)]  # the KeyUpdate does not count
+    assert got == [b"a" * 10, ku[1], b"b" * 10] and reader.read == 20
+    w = Worker(lambda: reader.recvmsg(64, 32)[0])
+    assert reader.held.wait(5) and outcome(w, 0) == "running"
+    go.set()
+    assert outcome(w, 5) == ku[1]

@@ -8,7 +8,9 @@ on them (``python -m ktlskit.offload CASE...`` prints them). The modules, one co
 - ``nsim``: the netdevsim ports, their fault knobs and the counters of both sides;
 - ``traffic``: keys for TLS 1.2/1.3, kTLS socket pairs and the traffic patterns;
 - ``wire``: capture on the peer port, TCP reassembly, the reference record layer as oracle;
-- ``cases``: the cases themselves;
+- ``cases``: the cases themselves; ``rekey``, ``rekeyfaults``: those of patches/tls-rekey,
+  ``rekeywire`` their wire oracle, ``steer`` hooks into their traffic loops, ``probes``
+  the TCP counters and kernel log they read;
 - ``run``: the table of cases, their specs, running a list of them.
 
 Only ``keyschedule``/``records``/``uapi`` are used for keys and records: the checks do not

@@ -3,7 +3,7 @@ mid-rekey, sockets closed mid-rekey (patches/tls-rekey's "netdevsim: kTLS rekey 
 
 Streams and rekeys are those of ``rekey.py`` (16 KiB writes, a KeyUpdate every 8); the faults
 are set from the rekey hooks (``Hook``) so they hit a rekey in progress. Every fault knob is
-read back after the run: a count left over means the fault did not (all) fire. Facts as in
+watched and read back (``Fault``): how many events the device injected. Facts as in
 ``rekey.py`` plus the knobs, TCP retransmissions, the port's drops and the kernel log.
 """
 
@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from .. import topology
 from ..keyschedule import DirectionState
@@ -28,6 +29,7 @@ from .rekey import (
     send_rekeying,
     wire_epochs,
 )
+from .steer import HeldReader, Hook, Once, outcome
 from .traffic import (
     Facts,
     Suite,
@@ -55,7 +57,7 @@ after a KeyUpdate, comes before the next one, so each re-arm gets its resync con
 (with autotuning the unread queue grows past 128 KiB and the stack confirmed 2 of 31)."""
 FAULT_LIMIT = 20.0  # seconds a fault knob may stay armed
 GRACE = 3.0  # seconds the peers are watched after the devices are removed
-GAUGES = ("TlsCurrTxDevice", "TlsCurrRxDevice", "TlsCurrTxRekey", "TlsCurrRxRekey")
+HOLD_S = 1.0  # seconds the senders go on with the readers held, before the devices go
 
 
 class Fault:
@@ -83,12 +85,12 @@ class Fault:
 
     def _watch(self) -> None:
         while not self.stop.wait(0.05):
-            if not int(nsim.read_knob(self.side, self.name)):
-                return self._end("consumed")
-            if self.enough is not None and self.enough():
-                return self._end("enough")
-            if time.monotonic() - self.t0 > self.limit:
-                return self._end("limit")
+            why = ("consumed" if not int(nsim.read_knob(self.side, self.name))
+                   else "enough" if self.enough is not None and self.enough()
+                   else "limit" if time.monotonic() - self.t0 > self.limit else "")
+            if why:
+                self._end(why)
+                return
 
     def facts(self) -> Facts:
         self.stop.set()
@@ -104,39 +106,9 @@ def retransmitted(ns: str, n: int) -> Callable[[], bool]:
     return lambda: tcp_counters(ns)["TcpRetransSegs"] - base >= n
 
 
-class Hook:
-    """An ``on_rekey`` hook: counts the rekeys (also for a loop that fails later) and, right
-    after rekey number ``at``, runs ``action`` once, keeping what it returns."""
-
-    def __init__(self, at: int = 0, action: Callable[[], object] | None = None) -> None:
-        self.at, self.action = at, action
-        self.rekeys = 0
-        self.fired: object = None
-
-    def __call__(self, n: int) -> None:
-        self.rekeys = n
-        if n == self.at and self.action is not None:
-            self.fired = self.action()
-
-
-class Once:
-    """Runs ``fn`` at the ``parties``-th call: once each of as many loops got there."""
-
-    def __init__(self, parties: int, fn: Callable[[], None]) -> None:
-        self.left, self.fn = parties, fn
-        self.lock = threading.Lock()
-
-    def __call__(self) -> None:
-        with self.lock:
-            self.left -= 1
-            if self.left:
-                return
-        self.fn()
-
-
 def fault_facts(hook: Hook) -> Facts:
     """The facts of the Fault the hook armed (``{"set": None}``: it never fired)."""
-    return hook.fired.facts() if isinstance(hook.fired, Fault) else {"set": None}
+    return hook.result.facts() if isinstance(hook.result, Fault) else {"set": None}
 
 
 def gauges_after_close(timeout: float = 10.0) -> dict[str, int]:
@@ -210,39 +182,33 @@ def case_rx_rekey_hold(suite: Suite, nbytes: int) -> Facts:
     return facts
 
 
-def outcome(w: Worker, timeout: float) -> object:
-    """What a peer's loop returned, the errno it failed with, or ``"running"``."""
-    try:
-        return w.result(timeout)
-    except OSError as exc:
-        return err_name(exc)
-    except Exception as exc:  # CaseFailure: still running
-        return "running" if w.is_alive() else type(exc).__name__
-
-
 def _peers(c: socket.socket, s: socket.socket, ab: DirectionState, ba: DirectionState,
-           nbytes: int, hooks: dict[str, Hook]) -> dict[str, Worker]:
+           nbytes: int, hooks: dict[str, Hook], readers: dict[str, Any]) -> dict[str, Worker]:
     """Both ways at once, every loop in a worker: up (c->s, seed 93) and down (s->c, 94)."""
     up, down = stream(93, nbytes), stream(94, nbytes)
     return {"up_tx": Worker(lambda: send_rekeying(c, ab, up, CHUNK, EVERY, hooks["up_tx"])),
-            "up_rx": Worker(lambda: recv_rekeying(s, ab, nbytes, hooks["up_rx"])[0] == up),
+            "up_rx": Worker(lambda: recv_rekeying(readers["up_rx"], ab, nbytes,
+                                                  hooks["up_rx"])[0] == up),
             "down_tx": Worker(lambda: send_rekeying(s, ba, down, CHUNK, EVERY,
                                                     hooks["down_tx"])),
-            "down_rx": Worker(lambda: recv_rekeying(c, ba, nbytes, hooks["down_rx"])[0] == down)}
+            "down_rx": Worker(lambda: recv_rekeying(readers["down_rx"], ba, nbytes,
+                                                    hooks["down_rx"])[0] == down)}
 
 
-def case_rekey_dev_del(suite: Suite, nbytes: int) -> Facts:
-    """Both ports offload both ways, both peers stream with KeyUpdates; once both have sent
-    ``FAULT_AT``, right after the later one's, both netdevsim devices are deleted (port a
-    refuses keys ahead: the client's TX rekeys wait for ACKs, port b holds keys ahead). The
-    peers are watched for ``GRACE`` seconds, then shut down (the link is gone) and must end;
-    then closed. Loop results: True/False (stream intact or not), the errno, or "running"."""
+def _dev_del(suite: Suite, nbytes: int, hold: bool) -> Facts:
+    """Both ports offload both ways, both peers stream with KeyUpdates (port a refuses keys
+    ahead: the client's TX rekeys wait for ACKs, port b holds keys ahead); both netdevsim
+    devices are deleted once both peers sent ``FAULT_AT`` KeyUpdates: right after the later
+    one's, or (``hold``) with each reader held before its ``FAULT_AT``-th KeyUpdate and
+    ``HOLD_S`` seconds more of records behind it, then let go. The peers are watched for
+    ``GRACE`` seconds, shut down (the link is gone) and must end; then closed. Loop results:
+    True/False (stream intact or not), the errno, or "running"."""
     log = KernelLog()
     nsim.setup(knobs=True)
     nsim.set_knob("a", "refuse_rekey", REFUSE_ALL)
     before = Counters.read(eth=False)
     c, s, ab, ba = ktls_pair(suite)
-    deleted = threading.Event()
+    sent, deleted, go = threading.Event(), threading.Event(), threading.Event()
     facts: Facts = {}
 
     def delete() -> None:
@@ -250,10 +216,17 @@ def case_rekey_dev_del(suite: Suite, nbytes: int) -> Facts:
         nsim.delete_devices()
         deleted.set()
 
-    both = Once(2, delete)
+    both = Once(2, sent.set if hold else delete)
     hooks = {"up_tx": Hook(FAULT_AT, both), "down_tx": Hook(FAULT_AT, both),
              "up_rx": Hook(), "down_rx": Hook()}
-    peers = _peers(c, s, ab, ba, nbytes, hooks)
+    limit = FAULT_AT * EVERY * CHUNK if hold else nbytes
+    readers = {"up_rx": HeldReader(s, limit, go), "down_rx": HeldReader(c, limit, go)}
+    peers = _peers(c, s, ab, ba, nbytes, hooks, readers)
+    if hold:
+        facts["held"] = all(e.wait(4 * 60) for e in (sent, *(r.held for r in readers.values())))
+        time.sleep(HOLD_S)
+        delete()
+        go.set()
     while not deleted.wait(1) and peers["up_tx"].is_alive() and peers["down_tx"].is_alive():
         pass
     facts["deleted"] = deleted.is_set()
@@ -268,6 +241,17 @@ def case_rekey_dev_del(suite: Suite, nbytes: int) -> Facts:
     facts["delta"] = Counters.read(eth=False).since(before)
     facts.update(log.facts())
     return facts
+
+
+def case_rekey_dev_del(suite: Suite, nbytes: int) -> Facts:
+    """The devices deleted right after a KeyUpdate (TX rekeys in progress)."""
+    return _dev_del(suite, nbytes, hold=False)
+
+
+def case_rekey_dev_del_rx(suite: Suite, nbytes: int) -> Facts:
+    """The devices deleted with a KeyUpdate unread on each side and records after it, which
+    the devices decrypted with the key before it, queued behind it."""
+    return _dev_del(suite, nbytes, hold=True)
 
 
 def _close_tx(suite: Suite, nbytes: int) -> Facts:
@@ -332,4 +316,4 @@ def case_rekey_close(suite: Suite, nbytes: int) -> Facts:
 REKEY_FAULT_CASES = {"tx-rekey-noack": case_tx_rekey_noack,
                      "tx-rekey-noack-del": case_tx_rekey_noack_del,
                      "rx-rekey-hold": case_rx_rekey_hold, "rekey-dev-del": case_rekey_dev_del,
-                     "rekey-close": case_rekey_close}
+                     "rekey-dev-del-rx": case_rekey_dev_del_rx, "rekey-close": case_rekey_close}
