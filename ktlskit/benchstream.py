@@ -206,8 +206,9 @@ def verify(res: Transfer, nbytes: int, h: hashlib._Hash, want: str) -> Transfer:
     """Check length and digest, round the figures; raises BenchError on any difference."""
     res.verified = res.nbytes == nbytes and h.hexdigest() == want
     if not res.verified:
-        raise BenchError(f"{res.mode}: received {res.nbytes} of {nbytes} bytes, or the "
-                         "stream's SHA-256 differs: data lost or corrupted")
+        raise BenchError(f"{res.mode}: received {res.nbytes} of {nbytes} bytes (and "
+                         f"{res.rekeys} KeyUpdates), or the stream's SHA-256 differs: data "
+                         "lost or corrupted")
     res.seconds = round(res.seconds, 4)
     res.mbytes_per_s = round(nbytes / res.seconds / 1e6, 3) if res.seconds else 0.0
     return res

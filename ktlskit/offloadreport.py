@@ -188,7 +188,7 @@ def plot_rekey(raw: dict[str, Any], s: OffloadSummary, path: Path) -> Path | Non
     shaded, TX (left) and RX (right). None when no mode has windows to show."""
     if not s.windows:
         return None
-    fig = benchplot.figure(len(s.windows), 2, (7.0, 3.2))
+    fig = benchplot.figure(len(s.windows), 2, (7.5, 3.2))
     label = "received MB/s"
     for row, name in enumerate(s.windows):
         index, t = _median_transfer(raw, name)

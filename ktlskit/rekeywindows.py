@@ -196,7 +196,7 @@ def describe(windows: Sequence[Window]) -> str:
         return "no window"
     sp = Spread.of([w.ms for w in windows])
     kib = Spread.of([w.software_bytes / 1024 for w in windows])
-    return (f"{sp.n} windows, median {sp.median:.3f} ms, max {sp.max:.3f} ms, software KiB "
+    return (f"{sp.n} windows, median {sp.median:.2f} ms, max {sp.max:.2f} ms, software KiB "
             f"median {kib.median:.0f}")
 
 

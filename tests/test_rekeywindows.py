@@ -114,8 +114,8 @@ def test_mode_windows_pool_the_rounds() -> None:
 
 def test_brief_names_both_directions() -> None:
     assert rekeywindows.brief(TIMING) == (
-        "3 KeyUpdates; TX 3 windows, median 0.250 ms, max 0.500 ms, software KiB median 0; "
-        "RX 2 windows, median 25.000 ms, max 40.000 ms, software KiB median 0")
+        "3 KeyUpdates; TX 3 windows, median 0.25 ms, max 0.50 ms, software KiB median 0; "
+        "RX 2 windows, median 25.00 ms, max 40.00 ms, software KiB median 0")
     assert rekeywindows.describe([]) == "no window"
 
 
