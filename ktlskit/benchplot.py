@@ -93,18 +93,21 @@ def rates(samples: Sequence[tuple[float, int]]) -> tuple[list[float], list[float
 def timeseries(ax: Axes, series: Mapping[str, Sequence[tuple[float, int]]],
                events: Mapping[str, Sequence[float]] | None = None,
                windows: Mapping[str, Sequence[tuple[float, float]]] | None = None,
-               title: str = "") -> None:
+               title: str = "", event_color: str | None = None,
+               window_color: str | None = None) -> None:
     """Throughput over time per series; ``events`` (e.g. KeyUpdates) as vertical marks and
-    ``windows`` (e.g. software fallback periods) shaded, both keyed like ``series``."""
+    ``windows`` (e.g. software fallback periods) shaded, both keyed like ``series`` and in
+    its colour unless ``event_color``/``window_color`` is given."""
     colors = ["#3182bd", "#e6550d", "#31a354", "#756bb1", "#636363", "#de2d26"]
     for i, (name, samples) in enumerate(series.items()):
         color = colors[i % len(colors)]
         ts, mbs = rates(samples)
         ax.plot(ts, mbs, color=color, label=name, drawstyle="steps-mid")
         for t in (events or {}).get(name, ()):
-            ax.axvline(t, color=color, alpha=0.35, linewidth=0.8)
+            ax.axvline(t, color=event_color or color, alpha=0.35, linewidth=0.8)
         for t0, t1 in (windows or {}).get(name, ()):
-            ax.axvspan(t0, t1, color=color, alpha=0.12)
+            ax.axvspan(t0, t1, color=window_color or color, alpha=0.3 if window_color else 0.12,
+                       linewidth=0)
     ax.set_xlabel("seconds since the first byte")
     ax.set_ylabel("MB/s")
     ax.set_ylim(bottom=0)

@@ -172,13 +172,16 @@ def receive_plain(recv: Callable[[int], bytes], res: Transfer, h: hashlib._Hash)
     clock.finish()
 
 
-def receive_ktls(ks: KtlsSocket, res: Transfer, h: hashlib._Hash) -> None:
-    """Read records until EOF from a kTLS socket, installing the next RX key on KeyUpdate."""
+def receive_ktls(ks: KtlsSocket, res: Transfer, h: hashlib._Hash,
+                 trace: list[tuple[int, int]] | None = None) -> None:
+    """Read records until EOF from a kTLS socket, installing the next RX key on KeyUpdate;
+    ``trace`` gets (``time.monotonic_ns()``, bytes so far) after each application data read."""
     clock = _Clock(res)
     ku_at: float | None = None
     while True:
         ctype, data = ks.recv_record(RECORD + 256, auto_key_update=False)
-        now = time.monotonic()
+        now_ns = time.monotonic_ns()
+        now = now_ns / 1e9
         if ctype == ContentType.HANDSHAKE:
             ku_at = now
             if ks.handle_key_update(data, answer=False):
@@ -190,6 +193,8 @@ def receive_ktls(ks: KtlsSocket, res: Transfer, h: hashlib._Hash) -> None:
                 break
             raise BenchError(f"unexpected record type {ctype}")
         clock.data(now, len(data), ku_at is not None)
+        if trace is not None:
+            trace.append((now_ns, res.nbytes))
         if ku_at is not None:
             res.stalls_ms.append(round((now - ku_at) * 1000, 4))
             ku_at = None
@@ -201,8 +206,9 @@ def verify(res: Transfer, nbytes: int, h: hashlib._Hash, want: str) -> Transfer:
     """Check length and digest, round the figures; raises BenchError on any difference."""
     res.verified = res.nbytes == nbytes and h.hexdigest() == want
     if not res.verified:
-        raise BenchError(f"{res.mode}: received {res.nbytes} of {nbytes} bytes, or the "
-                         "stream's SHA-256 differs: data lost or corrupted")
+        raise BenchError(f"{res.mode}: received {res.nbytes} of {nbytes} bytes (and "
+                         f"{res.rekeys} KeyUpdates), or the stream's SHA-256 differs: data "
+                         "lost or corrupted")
     res.seconds = round(res.seconds, 4)
     res.mbytes_per_s = round(nbytes / res.seconds / 1e6, 3) if res.seconds else 0.0
     return res

@@ -18,9 +18,12 @@ have for a software mode; anything else fails the benchmark, so an "offload" fig
 software in disguise. The device share (bytes the device handled / bytes of records on the
 wire) is kept per transfer.
 
-Modes with ``rekey_every`` (TLS 1.3 KeyUpdates, timed like ``bench traffic``) and the
-per-transfer time series with KeyUpdates marked are the extension points for rekey with
-offload: a new mode is one more :class:`ModeSpec`.
+Modes with ``rekey_every`` send TLS 1.3 KeyUpdates, timed like ``bench traffic``. Their
+offload transfers also keep their *timing* (``ktlskit.rekeytrace``): the sender's KeyUpdate
+times, the receiver's progress at each read and the ports' timed key epochs, from which the
+host computes how long each rekey kept a direction in software (``ktlskit.rekeywindows``).
+A ``deladd`` mode is the same with netdevsim's ``refuse_rekey`` set on both ports, so the
+stack runs the 2023 netdev design (del + add) instead of the device taking keys itself.
 """
 
 from __future__ import annotations
@@ -32,10 +35,12 @@ import math
 import os
 import socket
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from . import topology, trafficbench
+from . import rekeytrace, rekeywindows, topology, trafficbench
 from .benchstream import (
     RECORD,
     TIMEOUT,
@@ -73,22 +78,31 @@ class ModeSpec:
     version: str
     offload: bool
     rekey_every: int = 0
+    deladd: bool = False  # both ports refuse to take keys: tls_dev_del + tls_dev_add
 
     @property
     def name(self) -> str:
         rekey = f"+rekey/{self.rekey_every}" if self.rekey_every else ""
-        return f"tls{self.version}-{'offload' if self.offload else 'software'}{rekey}"
+        deladd = "-deladd" if self.deladd else ""
+        return f"tls{self.version}-{'offload' if self.offload else 'software'}{rekey}{deladd}"
+
+    @property
+    def timed(self) -> bool:
+        """Its transfers keep the rekey timing (offload with KeyUpdates)."""
+        return self.offload and bool(self.rekey_every)
 
     def to_json(self) -> dict[str, object]:
         return {**asdict(self), "name": self.name}
 
 
 def modes(versions: list[str], rekey_every: int = 0) -> list[ModeSpec]:
-    """Offload and software for each version; with ``rekey_every``, both again with a
-    KeyUpdate every that many records for TLS 1.3."""
+    """Offload and software for each version; with ``rekey_every``, for TLS 1.3 offload
+    (the device taking keys, then del + add) and software with a KeyUpdate every that many
+    records."""
     out = [ModeSpec(v, off) for v in versions for off in (True, False)]
     if rekey_every and "1.3" in versions:
-        out += [ModeSpec("1.3", off, rekey_every) for off in (True, False)]
+        out += [ModeSpec("1.3", True, rekey_every), ModeSpec("1.3", True, rekey_every, True),
+                ModeSpec("1.3", False, rekey_every)]
     return out
 
 
@@ -137,6 +151,9 @@ def _device_facts(spec: ModeSpec, delta: dict[str, dict[str, int]], nbytes: int,
              "TlsTxDevice": delta["a"].get("TlsTxDevice", 0),
              "TlsRxDevice": delta["b"].get("TlsRxDevice", 0),
              "TlsDecryptError": delta["b"].get("TlsDecryptError", 0)}
+    if spec.rekey_every:
+        facts["rekey_counters"] = {k: v for side in ("a", "b") for k, v in delta[side].items()
+                                   if "Rekey" in k and v}
     moved = tx["tx_tls_encrypted_packets"] > 0 and rx["rx_tls_decrypted_packets"] > 0
     if spec.offload and not moved:
         raise BenchError(f"{spec.name}: the sockets were offloaded but the device counters did "
@@ -176,8 +193,29 @@ def transfer(spec: ModeSpec, topo: topology.Topology, cipher: str,
     place the sockets as the mode needs (or, for rekey modes, would not rekey them)."""
     if topo.offload != spec.offload:
         topology.set_offload(topo, spec.offload)
-    if spec.offload and spec.rekey_every:
+    if spec.timed:
+        rekeytrace.refuse(spec.deladd)
+    try:
+        return _transfer(spec, cipher, nbytes)
+    finally:
+        if spec.deladd:
+            rekeytrace.refuse(False)
+
+
+def _rekeyer(client: KtlsSocket, times: rekeytrace.KeyUpdateTimes | None) -> Callable[[], None]:
+    def rekey() -> None:
+        if times is not None:
+            times.stamp()
+        client.send_key_update(False)
+    return rekey
+
+
+def _transfer(spec: ModeSpec, cipher: str, nbytes: int) -> dict[str, Any]:
+    seen: dict[str, int] = {}
+    if spec.timed:
         _check_rekey(spec, cipher)
+        Counters.settled()  # its TX keys leave the device (and the epochs) once acked
+        seen = rekeytrace.last_indexes()
     before = Counters.read()
     client, server, placement = _open(spec, cipher)
     want_device = "device" if spec.offload else "software"
@@ -187,45 +225,75 @@ def transfer(spec: ModeSpec, topo: topology.Topology, cipher: str,
         raise Unsupported(f"TX {placement['tx']}, RX {placement['rx']}")
     want = expected_digest(nbytes)
     h = hashlib.sha256()
+    times = rekeytrace.KeyUpdateTimes() if spec.timed else None
+    trace: list[tuple[int, int]] = []
 
     def sender() -> None:
         server.close()
-        rekey = (lambda: client.send_key_update(False)) if spec.rekey_every else None
+        rekey = _rekeyer(client, times) if spec.rekey_every else None
         send_all(client.send, nbytes, rekey, spec.rekey_every)
         client.sock.shutdown(socket.SHUT_WR)
         client.close()
+        if times is not None:
+            times.hand_back()
 
     def receiver() -> Transfer:
         client.close()  # our copy: the peer sees EOF when the child closes its own
         res = Transfer(spec.name, cipher)
         try:
-            receive_ktls(server, res, h)
+            receive_ktls(server, res, h, trace if spec.timed else None)
         finally:
             server.close()
         return res
 
-    res = verify(run_forked(sender, receiver, TIMEOUT + nbytes / 1e5), nbytes, h, want)
-    return {**res.to_json(),
-            "device": _device_facts(spec, Counters.read().since(before), nbytes, placement)}
+    try:
+        res = verify(run_forked(sender, receiver, TIMEOUT + nbytes / 1e5), nbytes, h, want)
+        after = Counters.settled() if spec.timed else Counters.read()
+        out = {**res.to_json(),
+               "device": _device_facts(spec, after.since(before), nbytes, placement)}
+    finally:
+        kus = times.collect() if times is not None else []
+    if spec.timed:
+        out["timing"] = rekeytrace.timing(seen, kus, trace, rekeywindows.layout(
+            nbytes, RECORD, spec.rekey_every, overhead(spec.version)))
+    return out
+
+
+class _Eta:
+    """``[done/total transfers, elapsed, time left]`` for the progress lines."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.done, self.t0 = total, 0, time.monotonic()
+
+    def step(self) -> str:
+        self.done += 1
+        spent = time.monotonic() - self.t0
+        left = spent / self.done * (self.total - self.done)
+        return f"[{self.done}/{self.total}, {spent:.0f} s, ~{left:.0f} s left]"
 
 
 def one_round(index: int, specs: list[ModeSpec], topo: topology.Topology,
-              args: argparse.Namespace, unsupported: dict[str, str]) -> dict[str, Any]:
+              args: argparse.Namespace, unsupported: dict[str, str],
+              eta: _Eta) -> dict[str, Any]:
     order = round_order([s.name for s in specs], index)
     by_name = {s.name: s for s in specs}
     out: dict[str, Any] = {"order": order, "transfers": {}}
     for name in order:
         if name in unsupported:
+            eta.step()
             continue
         try:
             out["transfers"][name] = transfer(by_name[name], topo, args.cipher, args.bytes)
         except Unsupported as exc:
             unsupported[name] = f"not supported by this kernel ({exc})"
-            progress(f"round {index + 1}/{args.rounds}: {name}: {unsupported[name]}")
+            progress(f"round {index + 1}/{args.rounds}: {name}: {unsupported[name]} "
+                     f"{eta.step()}")
             continue
         t = out["transfers"][name]
+        windows = f", {rekeywindows.brief(t['timing'])}" if "timing" in t else ""
         progress(f"round {index + 1}/{args.rounds}: {name}: {t['mbytes_per_s']} MB/s, device "
-                 f"share tx {t['device']['tx_share']:.2f} rx {t['device']['rx_share']:.2f}")
+                 f"share tx {t['device']['tx_share']:.2f} rx {t['device']['rx_share']:.2f}"
+                 f"{windows} {eta.step()}")
     return out
 
 
@@ -244,7 +312,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "modes": [s.to_json() for s in specs],
             "kernel_aead": trafficbench.ktls_driver(args.cipher),
         }
-        out["round_data"] = [one_round(i, specs, topo, args, unsupported)
+        eta = _Eta(args.rounds * len(specs))
+        out["round_data"] = [one_round(i, specs, topo, args, unsupported, eta)
                              for i in range(args.rounds)]
     finally:
         topology.teardown()

@@ -76,7 +76,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     o.add_argument("--tls-version", action="append", choices=("1.2", "1.3"),
                    help="repeatable (default: 1.2 and 1.3)")
     o.add_argument("--rekey-every", type=int, default=0,
-                   help="also TLS 1.3 modes with a KeyUpdate every N records (default 0: none)")
+                   help="also TLS 1.3 modes with a KeyUpdate every N records (default 0: "
+                        "none): offload (the device takes the keys), offload -deladd "
+                        "(refuse_rekey: tls_dev_del + tls_dev_add), software; their software "
+                        "windows go to bench-offload-rekey.png")
     _add_output_options(o, "offload")
     add_kernel_options(o)
     add_guest_options(o)
@@ -214,18 +217,19 @@ def cmd_offload(args: argparse.Namespace) -> int:
             "--rekey-every", str(args.rekey_every)]
     for v in versions:
         argv += ["--tls-version", v]
-    nmodes = 2 * len(versions) + (2 if args.rekey_every and "1.3" in versions else 0)
+    nmodes = len(offloadbench.modes(versions, args.rekey_every))
     per_round = nmodes * (max(60, args.bytes / 1e6 * 4) + 10)
     raw, host, accel = _earlier(args) or run_in_guest(args, offloadbench.measure, argv,
                                                       300 + args.rounds * per_round)
     summary = offloadreport.summarize(raw)
     png = offloadreport.plot(raw, summary, args.out / "bench-offload.png")
+    rekey_png = offloadreport.plot_rekey(raw, summary, args.out / "bench-offload-rekey.png")
     doc = {"summary": summary.to_json(), "host": host, "accel": accel, "plot": str(png),
-           "raw": raw}
+           "plot_rekey": str(rekey_png) if rekey_png else None, "raw": raw}
     path = _write(args.out, "offload", doc)
     if args.json:
         print_json(doc)
     else:
         sys.stdout.write(offloadreport.render(raw, summary, host, accel))
-    say(f"wrote {path} and {png}")
+    say(f"wrote {path}, {png}" + (f" and {rekey_png}" if rekey_png else ""))
     return 0
