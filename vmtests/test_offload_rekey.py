@@ -87,13 +87,14 @@ def test_tx_rekey_without_keys_ahead_waits_for_acks(facts: dict[str, Any]) -> No
     a, eth = f["delta"]["a"], f["delta"]["a_eth"]
     _outcomes(a, "Tx", st["tx_rekeys"])
     # the device took no key ahead; it was re-armed (rekeys that pile up behind the
-    # unacknowledged records share one re-arm) and encrypted under most of its keys (a key
-    # installed just before the next KeyUpdate may see no skb before it is replaced)
+    # unacknowledged records share one re-arm) and encrypted again after a rekey. Not under
+    # most of its keys: a key re-armed just before the next KeyUpdate may see no skb before
+    # it is replaced (3 of 6 keys used in one run, 4 of 6 in others)
     assert eth["tx_tls_rekey"] == 0, eth
     assert 2 <= eth["tx_tls_ctx"] == eth["tx_tls_del"] <= st["tx_rekeys"] + 1, eth
     tx = [e for e in f["epochs_a"] if e["direction"] == "tx"]
     assert len(tx) == eth["tx_tls_ctx"], tx
-    assert sum(e["nbytes"] > 0 for e in tx) * 2 > len(tx), tx
+    assert tx[0]["nbytes"] > 0 and any(e["nbytes"] > 0 for e in tx[1:]), tx
 
 
 def test_rx_rekey_without_key_switch_resyncs(facts: dict[str, Any]) -> None:
