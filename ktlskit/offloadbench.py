@@ -95,14 +95,16 @@ class ModeSpec:
         return {**asdict(self), "name": self.name}
 
 
-def modes(versions: list[str], rekey_every: int = 0) -> list[ModeSpec]:
-    """Offload and software for each version; with ``rekey_every``, for TLS 1.3 offload
-    (the device taking keys, then del + add) and software with a KeyUpdate every that many
-    records."""
+def modes(versions: list[str], rekey_every: int = 0, deladd: bool = False) -> list[ModeSpec]:
+    """Offload and software for each version; with ``rekey_every``, for TLS 1.3 offload (the
+    device taking keys; with ``deladd`` also the del + add design) and software with a
+    KeyUpdate every that many records."""
     out = [ModeSpec(v, off) for v in versions for off in (True, False)]
     if rekey_every and "1.3" in versions:
-        out += [ModeSpec("1.3", True, rekey_every), ModeSpec("1.3", True, rekey_every, True),
-                ModeSpec("1.3", False, rekey_every)]
+        out.append(ModeSpec("1.3", True, rekey_every))
+        if deladd:
+            out.append(ModeSpec("1.3", True, rekey_every, True))
+        out.append(ModeSpec("1.3", False, rekey_every))
     return out
 
 
@@ -298,7 +300,7 @@ def one_round(index: int, specs: list[ModeSpec], topo: topology.Topology,
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    specs = modes(args.tls_version, args.rekey_every)
+    specs = modes(args.tls_version, args.rekey_every, args.deladd)
     try:
         topo = topology.setup("netdevsim", offload=True)
     except topology.TopologyError as exc:
@@ -335,6 +337,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="repeatable; default both")
     p.add_argument("--rekey-every", type=int, default=0,
                    help="also TLS 1.3 modes with a KeyUpdate every N records (0: none)")
+    p.add_argument("--deladd", action="store_true",
+                   help="with --rekey-every, also the del + add design (refuse_rekey)")
     return p
 
 

@@ -79,9 +79,11 @@ def test_offload_modes_and_their_names() -> None:
     names = [m.name for m in offloadbench.modes(["1.2", "1.3"])]
     assert names == ["tls1.2-offload", "tls1.2-software", "tls1.3-offload", "tls1.3-software"]
     with_rekey = [m.name for m in offloadbench.modes(["1.2", "1.3"], 16)]
-    assert with_rekey[-3:] == ["tls1.3-offload+rekey/16", "tls1.3-offload+rekey/16-deladd",
-                               "tls1.3-software+rekey/16"]
-    timed = [m.name for m in offloadbench.modes(["1.3"], 16) if m.timed]
+    assert with_rekey[-2:] == ["tls1.3-offload+rekey/16", "tls1.3-software+rekey/16"]
+    with_deladd = [m.name for m in offloadbench.modes(["1.2", "1.3"], 16, deladd=True)]
+    assert with_deladd[-3:] == ["tls1.3-offload+rekey/16", "tls1.3-offload+rekey/16-deladd",
+                                "tls1.3-software+rekey/16"]
+    timed = [m.name for m in offloadbench.modes(["1.3"], 16, deladd=True) if m.timed]
     assert timed == ["tls1.3-offload+rekey/16", "tls1.3-offload+rekey/16-deladd"]
     assert [m.name for m in offloadbench.modes(["1.2"], 16)] == names[:2]  # 1.2 has no rekey
     assert offloadbench.overhead("1.2") == 29 and offloadbench.overhead("1.3") == 22

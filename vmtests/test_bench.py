@@ -67,8 +67,7 @@ def test_offload_bench_two_rounds(guest: Host, tmp_path: Path) -> None:
                ["--bytes", str(2 << 20), "--rounds", "2", "--rekey-every", "32"])
     names = [m["name"] for m in raw["modes"]]
     assert names == ["tls1.2-offload", "tls1.2-software", "tls1.3-offload",
-                     "tls1.3-software", "tls1.3-offload+rekey/32",
-                     "tls1.3-offload+rekey/32-deladd", "tls1.3-software+rekey/32"]
+                     "tls1.3-software", "tls1.3-offload+rekey/32", "tls1.3-software+rekey/32"]
     for rnd in raw["round_data"]:
         t = rnd["transfers"]
         for name in names:
@@ -86,9 +85,8 @@ def test_offload_bench_two_rounds(guest: Host, tmp_path: Path) -> None:
         # TLS 1.2 and 1.3 offload work on the default kernel (patches/tls-offload)
         assert {"tls1.2-offload", "tls1.3-offload", "tls1.3-software"} <= set(t), set(t)
         assert t["tls1.3-software+rekey/32"]["rekeys"] == 3  # 128 records / 32, not the last
-        for name in ("tls1.3-offload+rekey/32", "tls1.3-offload+rekey/32-deladd"):
-            if name in t:
-                _check_timing(t[name], name.endswith("-deladd"))
+        if "tls1.3-offload+rekey/32" in t:
+            _check_timing(t["tls1.3-offload+rekey/32"])
     # an offloaded direction cannot be rekeyed yet (EOPNOTSUPP): reported, not failed
     for name, why in raw["unsupported"].items():
         assert name.startswith("tls1.3-offload+rekey") and "not supported by this kernel" in why
@@ -104,7 +102,7 @@ def test_offload_bench_two_rounds(guest: Host, tmp_path: Path) -> None:
         or not raw["unsupported"]
 
 
-def _check_timing(t: dict[str, Any], deladd: bool) -> None:
+def _check_timing(t: dict[str, Any]) -> None:
     """The rekey timing of an offload transfer: three KeyUpdates stamped by the sender, a
     progress point per record read, each port's epochs of this transfer starting with the
     stream. Taking keys itself, the device has an epoch per key each way and TX bytes under
@@ -119,9 +117,8 @@ def _check_timing(t: dict[str, Any], deladd: bool) -> None:
     for side, d in (("a", "tx"), ("b", "rx")):
         own = [e for e in timing["epochs"][side] if e["direction"] == d]
         assert own and own[0]["nbytes"] > 0, (side, timing["epochs"][side])
-        assert len(own) <= 4 if deladd else len(own) == 4, (side, own)
+        assert len(own) == 4, (side, own)
     windows = rekeywindows.transfer_windows(timing)
     assert all(w.ms >= 0 for ws in windows.values() for w in ws), windows
-    if not deladd:
-        assert [w.key_update for w in windows["tx"]] == [0, 1, 2], windows["tx"]
-        assert all(w.software_bytes == 0 for w in windows["tx"]), windows["tx"]
+    assert [w.key_update for w in windows["tx"]] == [0, 1, 2], windows["tx"]
+    assert all(w.software_bytes == 0 for w in windows["tx"]), windows["tx"]

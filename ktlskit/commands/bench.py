@@ -77,9 +77,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="repeatable (default: 1.2 and 1.3)")
     o.add_argument("--rekey-every", type=int, default=0,
                    help="also TLS 1.3 modes with a KeyUpdate every N records (default 0: "
-                        "none): offload (the device takes the keys), offload -deladd "
-                        "(refuse_rekey: tls_dev_del + tls_dev_add), software; their software "
-                        "windows go to bench-offload-rekey.png")
+                        "none): offload (the device takes the keys) and software; the "
+                        "software windows go to bench-offload-rekey.png")
+    o.add_argument("--deladd", action="store_true",
+                   help="with --rekey-every, also offload -deladd (refuse_rekey: tls_dev_del "
+                        "+ tls_dev_add); about 1 transfer in 24 of it loses its last record "
+                        "at EOF (an open bug of patches/tls-rekey, see README)")
     _add_output_options(o, "offload")
     add_kernel_options(o)
     add_guest_options(o)
@@ -214,10 +217,10 @@ def cmd_offload(args: argparse.Namespace) -> int:
         raise BenchError(f"--rekey-every must not be negative, got {args.rekey_every}")
     versions = sorted(set(args.tls_version or ("1.2", "1.3")))
     argv = ["--bytes", str(args.bytes), "--rounds", str(args.rounds), "--cipher", args.cipher,
-            "--rekey-every", str(args.rekey_every)]
+            "--rekey-every", str(args.rekey_every)] + (["--deladd"] if args.deladd else [])
     for v in versions:
         argv += ["--tls-version", v]
-    nmodes = len(offloadbench.modes(versions, args.rekey_every))
+    nmodes = len(offloadbench.modes(versions, args.rekey_every, args.deladd))
     per_round = nmodes * (max(60, args.bytes / 1e6 * 4) + 10)
     raw, host, accel = _earlier(args) or run_in_guest(args, offloadbench.measure, argv,
                                                       300 + args.rounds * per_round)
