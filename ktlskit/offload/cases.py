@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 
 from .. import topology, uapi
-from ..records import RecordProtection, encode_key_update
+from ..records import ContentType, RecordProtection, encode_key_update
 from . import nsim
 from .netns import PORT, connect, ethtool_k, run_in, tc
 from .nsim import DEV_A, DEV_B, KMEMLEAK, Counters
@@ -35,7 +35,6 @@ from .traffic import (
 )
 from .wire import Capture, decrypt_wire, reassemble
 
-HANDSHAKE = 22
 # A handshake message that is not a KeyUpdate (type 4, NewSessionTicket), as opaque bytes
 OPAQUE_HANDSHAKE = bytes([4, 0, 0, 8]) + b"ticket!!"
 
@@ -83,7 +82,7 @@ def _wire_run(suite: Suite, nbytes: int, chunk: int, seed: int,
     if midway:
         midway()
         calls += send_chunks(c, data[half:], chunk)
-    send_record(c, HANDSHAKE, OPAQUE_HANDSHAKE)
+    send_record(c, ContentType.HANDSHAKE, OPAQUE_HANDSHAKE)
     c.shutdown(socket.SHUT_WR)
     got, last = rx.result()  # type: ignore[misc]
     close_all(c, s)
@@ -186,7 +185,7 @@ def case_records(suite: Suite, nbytes: int) -> Facts:
     prot = RecordProtection(ab)
     pad = 0 if suite.version == "1.2" else 200
     plan = [(23, stream(31, 1000), 0), (23, stream(32, 3000), pad),
-            (HANDSHAKE, OPAQUE_HANDSHAKE, pad), (23, stream(33, 16000), pad),
+            (ContentType.HANDSHAKE, OPAQUE_HANDSHAKE, pad), (23, stream(33, 16000), pad),
             (23, stream(34, 100), 0)]
     wire = b"".join(prot.seal(t, d, p) for t, d, p in plan)
     before = Counters.read()
@@ -294,11 +293,11 @@ def case_rekey(suite: Suite, nbytes: int) -> Facts:
     facts["pp"] = ping_pong(c, s, 20, 1000, 61)
     if suite.version == "1.3":
         # s -> c is software at both ends: KeyUpdate, new keys, and data under them
-        send_record(s, HANDSHAKE, encode_key_update(False))
+        send_record(s, ContentType.HANDSHAKE, encode_key_update(False))
         install(s, uapi.TLS_TX, ba.next())
         got = recv_record(c)
         install(c, uapi.TLS_RX, ba.next())
-        facts["key_update_seen"] = got[0] == HANDSHAKE
+        facts["key_update_seen"] = got[0] == ContentType.HANDSHAKE
         facts["pp_after_sw_rekey"] = ping_pong(c, s, 20, 1000, 62)
     close_all(c, s)
     facts["delta"] = Counters.settled().since(before)

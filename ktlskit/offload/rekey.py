@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from .. import topology, uapi
 from ..keyschedule import DirectionState
-from ..records import encode_key_update
+from ..records import ContentType, encode_key_update
 from . import nsim
 from .netns import PORT, CaseFailure, ethtool_k, tc
 from .nsim import DEV_A, DEV_B, Counters
@@ -33,8 +33,6 @@ from .traffic import (
     stream,
 )
 from .wire import Capture, reassemble
-
-HANDSHAKE = 22
 
 
 @dataclass(frozen=True)
@@ -81,7 +79,7 @@ def send_rekeying(s: socket.socket, st: DirectionState, data: bytes, chunk: int,
     for i, off in enumerate(range(0, len(data), chunk)):
         s.sendall(data[off:off + chunk])
         if every and (i + 1) % every == 0 and off + chunk < len(data):
-            send_record(s, HANDSHAKE, encode_key_update(False))
+            send_record(s, ContentType.HANDSHAKE, encode_key_update(False))
             st = st.next()
             install(s, uapi.TLS_TX, st)
             rekeys += 1
@@ -97,7 +95,7 @@ def recv_rekeying(s: socket.socket, st: DirectionState, nbytes: int,
     rekeys = 0
     while len(buf) < nbytes:
         kind, data = recv_record(s)
-        if kind == HANDSHAKE:
+        if kind == ContentType.HANDSHAKE:
             st = st.next()
             install(s, uapi.TLS_RX, st)
             rekeys += 1
@@ -240,7 +238,7 @@ def case_open_record(suite: Suite, nbytes: int) -> Facts:
             install(c, uapi.TLS_TX, ab.next())
         except OSError as exc:
             facts["rekey_open"] = err_name(exc)
-    send_record(c, HANDSHAKE, b"\x04\x00\x00\x04tick")
+    send_record(c, ContentType.HANDSHAKE, b"\x04\x00\x00\x04tick")
     kinds = [recv_record(s) for _ in range(2)]
     facts["records"] = [(k, len(d)) for k, d in kinds]
     close_all(c, s)

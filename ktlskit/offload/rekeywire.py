@@ -15,12 +15,11 @@ from dataclasses import dataclass
 from ..keyschedule import DirectionState
 from ..records import (
     HANDSHAKE_KEY_UPDATE,
+    ContentType,
     RawRecord,
     RecordParser,
     RecordProtection,
 )
-
-HANDSHAKE = 22
 
 
 @dataclass(frozen=True)
@@ -40,7 +39,7 @@ def _opens(st: DirectionState, seq: int, rec: RawRecord) -> tuple[int, bytes] | 
 
 
 def _is_key_update(ctype: int, body: bytes) -> bool:
-    return ctype == HANDSHAKE and len(body) >= 1 and body[0] == HANDSHAKE_KEY_UPDATE
+    return ctype == ContentType.HANDSHAKE and len(body) >= 1 and body[0] == HANDSHAKE_KEY_UPDATE
 
 
 def follow_epochs(wire: bytes, first: DirectionState) -> EpochReport:
