@@ -16,7 +16,6 @@ from ..errors import KtlskitError
 from . import cases
 from .netns import CaseFailure
 from .rekey import REKEY_CASES
-from .rekeyeof import REKEY_EOF_CASES
 from .rekeyfaults import REKEY_FAULT_CASES
 from .traffic import Facts, Suite, err_name
 
@@ -26,7 +25,7 @@ CASES: dict[str, Callable[[Suite, int], Facts]] = {
     "records": cases.case_records, "fail-add": cases.case_fail_add,
     "refuse": cases.case_refuse, "corrupt": cases.case_corrupt, "resync": cases.case_resync,
     "rekey": cases.case_rekey, "delete": cases.case_delete,
-    **REKEY_CASES, **REKEY_FAULT_CASES, **REKEY_EOF_CASES,
+    **REKEY_CASES, **REKEY_FAULT_CASES,
 }
 
 
