@@ -58,7 +58,10 @@ def test_tx_rekey_resumes_offload_after_every_key(facts: dict[str, Any]) -> None
     assert eth["tx_tls_rekey"] + eth["tx_tls_ctx"] - 1 <= st["tx_rekeys"], eth
     tx = [e for e in f["epochs_a"] if e["direction"] == "tx"]
     assert len(tx) == eth["tx_tls_ctx"] + eth["tx_tls_rekey"], tx
-    assert all(e["nbytes"] > 0 for e in tx[:-1]), tx
+    # a key taken ahead is used once the stream reaches it; one installed later (del + add,
+    # past 8 keys ahead or while one is refused) may be replaced before the device sees an
+    # skb under it: at most tx_tls_ctx - 1 unused keys
+    assert sum(e["nbytes"] == 0 for e in tx[:-1]) <= eth["tx_tls_ctx"] - 1, (eth, tx)
     assert eth["tx_tls_encrypted_bytes"] * 2 > st["received"], eth
 
 
