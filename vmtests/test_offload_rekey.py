@@ -12,9 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from ktlskit.hosts.call import call
-from ktlskit.offload.run import run_cases
+from rekeyfacts import case, outcomes, run_module_cases
 
 pytestmark = [pytest.mark.offload]
 
@@ -24,31 +22,15 @@ CASES = ("tx-rekey", "rx-rekey", "tx-rekey-del", "rx-rekey-del", "both-rekey",
 
 @pytest.fixture(scope="module")
 def facts(request: pytest.FixtureRequest, guest: Any) -> dict[str, Any]:
-    mb = 1 if request.config.getoption("--kernel-profile") == "debug" else 4
-    return call(guest, run_cases, list(CASES), mb << 20, timeout=1800)
-
-
-def _case(facts: dict[str, Any], name: str) -> dict[str, Any]:
-    f = facts[name]
-    assert "exception" not in f, f
-    return f
-
-
-def _outcomes(side: dict[str, int], d: str, rekeys: int, fallback: bool = False) -> None:
-    """One outcome per KeyUpdate, none left in progress, no error; no fallback unless
-    ``fallback`` (an RX reader more than 8 KeyUpdates behind: TLS_RX_OLD_KEYS_MAX)."""
-    ok, fb, ab = (side[f"Tls{d}Rekey{o}"] for o in ("Ok", "Fallback", "Aborted"))
-    assert ok + fb + ab == rekeys and (fallback or fb == 0), side
-    assert side[f"TlsCurr{d}Rekey"] == 0, side
-    assert side["TlsDecryptError"] == 0 and side[f"Tls{d}RekeyError"] == 0, side
+    return run_module_cases(request, guest, CASES, 1800)
 
 
 def test_tx_rekey_resumes_offload_after_every_key(facts: dict[str, Any]) -> None:
-    f = _case(facts, "tx-rekey")
+    f = case(facts, "tx-rekey")
     st = f["stream"]
     assert st["ok"] and st["tx_rekeys"] == st["rx_rekeys"] > 0, st
     a, eth = f["delta"]["a"], f["delta"]["a_eth"]
-    _outcomes(a, "Tx", st["tx_rekeys"])
+    outcomes(a, "Tx", st["tx_rekeys"])
     assert a["TlsTxRekeyAborted"] <= 1, a
     # netdevsim takes each new key ahead (tx_tls_rekey) and switches at its first record;
     # a key it could not hold is installed later (tls_dev_del + tls_dev_add). Either way
@@ -66,11 +48,11 @@ def test_tx_rekey_resumes_offload_after_every_key(facts: dict[str, Any]) -> None
 
 
 def test_rx_rekey_reencrypts_and_rearms(facts: dict[str, Any]) -> None:
-    f = _case(facts, "rx-rekey")
+    f = case(facts, "rx-rekey")
     st = f["stream"]
     assert st["ok"] and st["tx_rekeys"] == st["rx_rekeys"] > 0, st
     b, eth = f["delta"]["b"], f["delta"]["b_eth"]
-    _outcomes(b, "Rx", st["rx_rekeys"])
+    outcomes(b, "Rx", st["rx_rekeys"])
     # at each KeyUpdate the device switched keys at a record boundary (rx_tls_rekey), or,
     # out of sync, lost its key and got the next one to resync with
     assert eth["rx_tls_ctx"] == eth["rx_tls_del"], eth
@@ -89,11 +71,11 @@ def test_rx_rekey_reencrypts_and_rearms(facts: dict[str, Any]) -> None:
 
 
 def test_tx_rekey_without_keys_ahead_waits_for_acks(facts: dict[str, Any]) -> None:
-    f = _case(facts, "tx-rekey-del")
+    f = case(facts, "tx-rekey-del")
     st = f["stream"]
     assert st["ok"] and st["tx_rekeys"] == st["rx_rekeys"] > 0, st
     a, eth = f["delta"]["a"], f["delta"]["a_eth"]
-    _outcomes(a, "Tx", st["tx_rekeys"])
+    outcomes(a, "Tx", st["tx_rekeys"])
     # the device took no key ahead; it was re-armed (rekeys that pile up behind the
     # unacknowledged records share one re-arm) and encrypted again after a rekey. Not under
     # most of its keys: a key re-armed just before the next KeyUpdate may see no skb before
@@ -106,11 +88,11 @@ def test_tx_rekey_without_keys_ahead_waits_for_acks(facts: dict[str, Any]) -> No
 
 
 def test_rx_rekey_without_key_switch_resyncs(facts: dict[str, Any]) -> None:
-    f = _case(facts, "rx-rekey-del")
+    f = case(facts, "rx-rekey-del")
     st = f["stream"]
     assert st["ok"] and st["tx_rekeys"] == st["rx_rekeys"] > 0, st
     b, eth = f["delta"]["b"], f["delta"]["b_eth"]
-    _outcomes(b, "Rx", st["rx_rekeys"])
+    outcomes(b, "Rx", st["rx_rekeys"])
     # the device lost its key at every KeyUpdate and got the next one to resync with
     assert eth["rx_tls_rekey"] == 0, eth
     assert eth["rx_tls_ctx"] == eth["rx_tls_del"] == st["rx_rekeys"] + 1, eth
@@ -118,17 +100,17 @@ def test_rx_rekey_without_key_switch_resyncs(facts: dict[str, Any]) -> None:
 
 
 def test_both_ways_rekey_at_once(facts: dict[str, Any]) -> None:
-    f = _case(facts, "both-rekey")
+    f = case(facts, "both-rekey")
     for way in ("up", "down"):
         assert f[way]["ok"] and f[way]["tx_rekeys"] == f[way]["rx_rekeys"] > 0, f[way]
     for side, way_tx, way_rx in (("a", "up", "down"), ("b", "down", "up")):
         d = f["delta"][side]
-        _outcomes(d, "Tx", f[way_tx]["tx_rekeys"])
+        outcomes(d, "Tx", f[way_tx]["tx_rekeys"])
         # both readers run beside both writers in one guest, and one full run had RX Ok 2,
         # Fallback 12, Aborted 17 of 31 on one side: a reader more than 8 KeyUpdates behind
         # (TLS_RX_OLD_KEYS_MAX) leaves RX in software until the next KeyUpdate; that run
         # did not keep the device counters that would tell this from a failed re-add
-        _outcomes(d, "Rx", f[way_rx]["rx_rekeys"], fallback=True)
+        outcomes(d, "Rx", f[way_rx]["rx_rekeys"], fallback=True)
         eth = f["delta"][f"{side}_eth"]
         assert eth["tx_tls_encrypted_bytes"] > 0 and eth["rx_tls_decrypted_bytes"] > 0, eth
 
@@ -137,7 +119,7 @@ def test_both_ways_rekey_at_once(facts: dict[str, Any]) -> None:
 def test_open_record_closed_by_another_type_on_tx_offload(facts: dict[str, Any],
                                                           version: str) -> None:
     """The device's handler closes the open record (patch 1); a rekey waits for it."""
-    f = _case(facts, f"open-record:{version}")
+    f = case(facts, f"open-record:{version}")
     assert f["records"] == [[23, 1000], [22, 8]], f
     assert f["rekey_open"] == ("EBUSY" if version == "1.3" else None), f
     a = f["delta"]["a"]
@@ -146,7 +128,7 @@ def test_open_record_closed_by_another_type_on_tx_offload(facts: dict[str, Any],
 
 def test_wire_records_under_one_key_each_with_loss(facts: dict[str, Any]) -> None:
     """The wire oracle (rekeywire.py) on the TX-offloaded sender's ciphertext, 3% loss."""
-    f = _case(facts, "wire-rekey")
+    f = case(facts, "wire-rekey")
     st = f["stream"]
     assert st["ok"] and st["tx_rekeys"] > 0, st
     assert f["wire_error"] is None, f
@@ -155,4 +137,4 @@ def test_wire_records_under_one_key_each_with_loss(facts: dict[str, Any]) -> Non
     # place in the key chain; a spurious one overlaps and must be byte-identical
     assert f["retransmit_mismatch_bytes"] == 0, f
     a = f["delta"]["a"]
-    _outcomes(a, "Tx", st["tx_rekeys"])
+    outcomes(a, "Tx", st["tx_rekeys"])

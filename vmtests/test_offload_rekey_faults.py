@@ -14,10 +14,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from rekeyfacts import case, outcomes, run_module_cases
 
-from ktlskit.hosts.call import call
 from ktlskit.offload.rekeyfaults import DROP_ACKS, FAULT_AT, HOLD_RESYNC, RETRANSMITTED
-from ktlskit.offload.run import run_cases
 
 pytestmark = [pytest.mark.offload]
 
@@ -27,23 +26,7 @@ CASES = ("tx-rekey-noack", "tx-rekey-noack-del", "rx-rekey-hold", "rekey-dev-del
 
 @pytest.fixture(scope="module")
 def facts(request: pytest.FixtureRequest, guest: Any) -> dict[str, Any]:
-    mb = 1 if request.config.getoption("--kernel-profile") == "debug" else 4
-    return call(guest, run_cases, list(CASES), mb << 20, timeout=2400)
-
-
-def _case(facts: dict[str, Any], name: str) -> dict[str, Any]:
-    f = facts[name]
-    assert "exception" not in f, f
-    return f
-
-
-def _outcomes(side: dict[str, int], d: str, rekeys: int, fallback_ok: bool = False) -> None:
-    """One outcome per KeyUpdate, none in progress, no errors."""
-    ok, fb, ab = (side[f"Tls{d}Rekey{o}"] for o in ("Ok", "Fallback", "Aborted"))
-    assert ok + fb + ab == rekeys, side
-    assert fallback_ok or fb == 0, side
-    assert side[f"TlsCurr{d}Rekey"] == 0 and side[f"Tls{d}RekeyError"] == 0, side
-    assert side["TlsDecryptError"] == 0, side
+    return run_module_cases(request, guest, CASES, 2400)
 
 
 def _stream(f: dict[str, Any]) -> dict[str, Any]:
@@ -61,13 +44,13 @@ def _fired(knob: dict[str, Any], count: int, ended: tuple[str, ...]) -> int:
 @pytest.mark.parametrize("name", ["tx-rekey-noack", "tx-rekey-noack-del"])
 def test_tx_rekey_with_old_key_acks_dropped(facts: dict[str, Any], name: str) -> None:
     """Old-key records unacknowledged, retransmitted under their key; the stream intact."""
-    f = _case(facts, name)
+    f = case(facts, name)
     st = _stream(f)
     # the port dropped ACKs until the sender had retransmitted (or all it was set to)
     dropped = _fired(f["drop_acks"], DROP_ACKS, ("consumed", "enough"))
     assert f["a_rx_dropped"] >= dropped, f
     assert f["tcp_a"]["TcpRetransSegs"] >= (RETRANSMITTED if dropped < DROP_ACKS else 1), f
-    _outcomes(f["delta"]["a"], "Tx", st["tx_rekeys"])
+    outcomes(f["delta"]["a"], "Tx", st["tx_rekeys"])
     eth = f["delta"]["a_eth"]
     assert eth["tx_tls_ctx"] == eth["tx_tls_del"] >= 1, eth
     assert (eth["tx_tls_rekey"] == 0) if name.endswith("-del") else (eth["tx_tls_rekey"] >= 1), eth
@@ -78,11 +61,11 @@ def test_tx_rekey_with_old_key_acks_dropped(facts: dict[str, Any], name: str) ->
 
 
 def test_rx_rekey_with_rearm_held(facts: dict[str, Any]) -> None:
-    f = _case(facts, "rx-rekey-hold")
+    f = case(facts, "rx-rekey-hold")
     st = _stream(f)
     assert _fired(f["hold_resync"], HOLD_RESYNC, ("consumed",)) == HOLD_RESYNC
     b, eth = f["delta"]["b"], f["delta"]["b_eth"]
-    _outcomes(b, "Rx", st["rx_rekeys"])
+    outcomes(b, "Rx", st["rx_rekeys"])
     assert eth["rx_tls_resync_res_skip"] >= HOLD_RESYNC, eth
     # removed at every KeyUpdate, re-added each time; resynced again once the hold was over
     assert eth["rx_tls_rekey"] == 0, eth
@@ -102,7 +85,7 @@ def _no_hang_no_loss(f: dict[str, Any]) -> None:
     assert r["up_tx"] >= FAULT_AT and r["down_tx"] >= FAULT_AT, r
     for side, d, peer in (("a", "Tx", "up_tx"), ("a", "Rx", "down_rx"),
                           ("b", "Tx", "down_tx"), ("b", "Rx", "up_rx")):
-        _outcomes(f["delta"][side], d, r[peer], fallback_ok=True)
+        outcomes(f["delta"][side], d, r[peer], fallback=True)
     assert f["splats"] == [], f["log"]
 
 
@@ -114,7 +97,7 @@ def test_device_deleted_mid_rekey(facts: dict[str, Any], request: pytest.Fixture
         # it here (once) on the same kernel. Not understood yet.
         pytest.skip("open: device deletion mid-rekey does not finish in this module's run on "
                     "the debug kernel (passes alone); see issue #11")
-    f = _case(facts, "rekey-dev-del")
+    f = case(facts, "rekey-dev-del")
     # a rekey was in progress (the client's TX ones wait for ACKs: refuse_rekey)
     curr = f["curr_at_delete"]
     assert curr.get("TlsCurrTxRekey", 0) + curr.get("TlsCurrRxRekey", 0) >= 1, curr
@@ -124,34 +107,34 @@ def test_device_deleted_mid_rekey(facts: dict[str, Any], request: pytest.Fixture
 def test_device_deleted_with_key_update_unread(facts: dict[str, Any]) -> None:
     """Records after an unread KeyUpdate were decrypted by the device with the old key; with
     the device gone the stack must still encrypt them back before decrypting them."""
-    f = _case(facts, "rekey-dev-del-rx")
+    f = case(facts, "rekey-dev-del-rx")
     assert f["held"], f
     _no_hang_no_loss(f)
 
 
 def test_close_with_tx_rekey_waiting_for_acks(facts: dict[str, Any]) -> None:
-    f = _case(facts, "rekey-close")["tx"]
+    f = case(facts, "rekey-close")["tx"]
     assert f["ok"] and f["tx_rekeys"] == f["rx_rekeys"] == 1, f
     assert f["curr_at_close"].get("TlsCurrTxRekey") == 1, f["curr_at_close"]
     _fired(f["drop_acks"], DROP_ACKS, ("consumed", "enough", "case"))
     a, eth = f["delta"]["a"], f["delta"]["a_eth"]
-    _outcomes(a, "Tx", 1)
+    outcomes(a, "Tx", 1)
     assert a["TlsTxRekeyAborted"] == 1, a
     assert f["curr_after_close"] == {}, f["curr_after_close"]
     assert eth["tx_tls_ctx"] == eth["tx_tls_del"] >= 1, eth
 
 
 def test_close_with_rx_rearm_pending(facts: dict[str, Any]) -> None:
-    f = _case(facts, "rekey-close")["rx"]
+    f = case(facts, "rekey-close")["rx"]
     assert f["ok"] and f["rx_rekeys"] == 1, f
     assert f["curr_at_close"].get("TlsCurrRxRekey") == 1, f["curr_at_close"]
     b, eth = f["delta"]["b"], f["delta"]["b_eth"]
-    _outcomes(b, "Rx", 1)
+    outcomes(b, "Rx", 1)
     assert b["TlsRxRekeyAborted"] == 1, b
     assert f["curr_after_close"] == {}, f["curr_after_close"]
     assert eth["rx_tls_ctx"] == eth["rx_tls_del"] == 2, eth
 
 
 def test_no_splat_when_closing_mid_rekey(facts: dict[str, Any]) -> None:
-    f = _case(facts, "rekey-close")
+    f = case(facts, "rekey-close")
     assert f["splats"] == [], f["log"]
