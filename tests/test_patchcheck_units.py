@@ -73,7 +73,8 @@ def test_parse_format_patch() -> None:
 
 def test_parse_the_projects_patch() -> None:
     p = patchfile.parse(PROJECT_PATCH, "tls-offload/" + PROJECT_PATCH.name)
-    assert p.author_email and p.tags.number == 7 and p.tags.total == 10
+    in_series = [f for f in PROJECT_PATCH.parent.glob("0*.patch") if not f.name.startswith("0000")]
+    assert p.author_email and p.tags.number == 7 and p.tags.total == len(in_series)
     assert "drivers/net/netdevsim/tls.c" in {f.path for f in p.files if f.status == "added"}
     assert p.short == "tls-offload/0007"
     assert p.trailers("Signed-off-by")

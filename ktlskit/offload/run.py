@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from .. import topology
 from ..errors import KtlskitError
-from . import cases
+from . import cases, fin
 from .netns import CaseFailure
 from .rekey import REKEY_CASES
 from .rekeyfaults import REKEY_FAULT_CASES
@@ -24,7 +24,8 @@ CASES: dict[str, Callable[[Suite, int], Facts]] = {
     "down": cases.case_down, "loss": cases.case_loss, "reorder": cases.case_reorder,
     "records": cases.case_records, "fail-add": cases.case_fail_add,
     "refuse": cases.case_refuse, "corrupt": cases.case_corrupt, "resync": cases.case_resync,
-    "rekey": cases.case_rekey, "delete": cases.case_delete,
+    "rekey": cases.case_rekey, "fin-nonblock": fin.case_fin_nonblock,
+    "delete": cases.case_delete,
     **REKEY_CASES, **REKEY_FAULT_CASES,
 }
 

@@ -1,0 +1,50 @@
+"""Ending a stream while the last record is only partly in TCP: a non-blocking sender that
+closes, or shuts down for writing, right after EAGAIN must still deliver what send() took."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+from . import nsim
+from .netns import PORT
+from .nsim import Counters
+from .traffic import Facts, Suite, Worker, close_all, one_way_pair, recv_exact, stream
+
+
+def _fin_nonblock(suite: Suite, port: int, shutdown: bool) -> Facts:
+    c, s, _ = one_way_pair(suite, port)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 32768)
+    data = stream(81, 256 * 16384)
+    rx = Worker(lambda: (time.sleep(1.0), recv_exact(s, len(data)))[1])
+    c.setblocking(False)
+    sent, full = 0, False
+    while sent < len(data) and not full:
+        try:
+            sent += c.send(data[sent:sent + 16384])
+        except BlockingIOError:
+            full = True
+    t0 = time.monotonic()
+    if shutdown:
+        c.shutdown(socket.SHUT_WR)
+    c.close()
+    closed = time.monotonic() - t0
+    got = rx.result()
+    close_all(s)
+    assert isinstance(got, bytes)
+    return {"accepted": sent, "eagain": full, "received": len(got),
+            "received_ok": got == data[:sent], "fin_seconds": round(closed, 2)}
+
+
+def case_fin_nonblock(suite: Suite, nbytes: int) -> Facts:
+    """A non-blocking TX-offloaded sender sends full records until EAGAIN, then closes, or
+    shuts down for writing and closes, at once, while the reader waits a second with a small
+    receive buffer: the last record is then only partly in TCP, and what send() took must
+    all arrive before the FIN."""
+    nsim.setup()
+    before = Counters.read()
+    facts: Facts = {how: _fin_nonblock(suite, PORT + n, how == "shutdown")
+                    for n, how in enumerate(("close", "shutdown"))}
+    facts["delta"] = Counters.settled().since(before)
+    return facts
