@@ -94,7 +94,8 @@ class Comparison:
         return f"{self.label}: {s.median:.2f}x{rng}"
 
 
-def spread_warning(label: str, spread: Spread, reference: float = 1.0) -> str | None:
+def spread_warning(label: str, spread: Spread, reference: float = 1.0,
+                   per: str = "round") -> str | None:
     """A plain warning when the rounds do not support the difference being reported.
 
     Ratios are multiplicative, so both sides are factors: the rounds support a reported
@@ -102,11 +103,12 @@ def spread_warning(label: str, spread: Spread, reference: float = 1.0) -> str | 
     (``max / min``) is below the factor between the median and the reference. For ratios
     near 1 that is "the spread is smaller than the distance from 1" (and the sign of the
     difference is then the same in every round); a stall 20x..50x the key install does not
-    warn, a kTLS/ssl ratio of 0.98x from rounds between 0.90x and 1.39x does.
+    warn, a kTLS/ssl ratio of 0.98x from rounds between 0.90x and 1.39x does. ``per`` names
+    what gave one value each ("round"; "pair" of boots for a before/after benchmark).
     """
     if spread.n < 2:
-        return (f"{label}: one round only, so no spread was measured; the figure may be "
-                "noise (use more rounds)")
+        return (f"{label}: one {per} only, so no spread was measured; the figure may be "
+                f"noise (use more {per}s)")
     if spread.min <= 0 or spread.median <= 0 or reference <= 0:
         spread_factor, diff_factor = spread.width, abs(spread.median - reference)
     else:
@@ -115,20 +117,21 @@ def spread_warning(label: str, spread: Spread, reference: float = 1.0) -> str | 
     if spread_factor <= diff_factor:
         return None
     if spread.min < reference < spread.max:
-        verdict = "the rounds disagree on the direction: they do not show a difference"
+        verdict = f"the {per}s disagree on the direction: they do not show a difference"
     else:
-        verdict = ("every round agrees on the direction, but the size of the difference is "
+        verdict = (f"every {per} agrees on the direction, but the size of the difference is "
                    "within the noise")
-    return (f"{label}: the per-round values span {spread.min:.2f}..{spread.max:.2f} (a "
-            f"factor {spread_factor:.2f} between rounds), more than the factor "
+    return (f"{label}: the per-{per} values span {spread.min:.2f}..{spread.max:.2f} (a "
+            f"factor {spread_factor:.2f} between {per}s), more than the factor "
             f"{diff_factor:.2f} between the reported {spread.median:.2f} and {reference:g}; "
             f"{verdict}")
 
 
 def compare(label: str, numerator: Sequence[float], denominator: Sequence[float],
-            reference: float | None = 1.0) -> Comparison:
-    """Per-round ratios of two figures; ``reference=None`` for a fraction (no warning)."""
+            reference: float | None = 1.0, per: str = "round") -> Comparison:
+    """Per-round ratios of two figures; ``reference=None`` for a fraction (no warning);
+    ``per`` as in ``spread_warning()``."""
     r = ratios(numerator, denominator)
     spread = Spread.of(r)
-    warning = spread_warning(label, spread, reference) if reference is not None else None
+    warning = spread_warning(label, spread, reference, per) if reference is not None else None
     return Comparison(label, tuple(r), spread, reference, warning)

@@ -328,6 +328,21 @@ def measure(argv: list[str]) -> dict[str, Any]:
     return run(_args(argv))
 
 
+def guest_argv(nbytes: int, rounds: int, cipher: str, versions: list[str],
+               rekey_every: int = 0, deladd: bool = False) -> list[str]:
+    """The command line of this module (``measure()``) for these options."""
+    argv = ["--bytes", str(nbytes), "--rounds", str(rounds), "--cipher", cipher,
+            "--rekey-every", str(rekey_every)] + (["--deladd"] if deladd else [])
+    for v in versions:
+        argv += ["--tls-version", v]
+    return argv
+
+
+def guest_timeout(nbytes: int, rounds: int, nmodes: int) -> float:
+    """Seconds one run of ``rounds`` x ``nmodes`` transfers may take in a TCG guest."""
+    return 300 + rounds * nmodes * (max(60, nbytes / 1e6 * 4) + 10)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m ktlskit.offloadbench")
     p.add_argument("--bytes", type=int, default=16 << 20, help="bytes per transfer")

@@ -19,12 +19,20 @@ from .progress import say
 class KernelOptions:
     kernel_src: str | None = None  # a path, "debian", or None for the remembered choice
     profile: str = "default"
+    until: str | None = None  # build patches/series only up to this sub-series
 
     def check(self) -> None:
-        """The profile and the source, checked in well under a second, before any work."""
+        """The profile, the source and the sub-series, checked in well under a second,
+        before any work."""
         kconfig.profile_fragments(self.profile)
         if self.kernel_src and self.kernel_src != "debian":
             source.check_path(Path(self.kernel_src).expanduser().resolve())
+        self.patch_series()
+
+    def patch_series(self) -> series.Series:
+        """``patches/series``, or its prefix up to ``until`` (``series.prefix``)."""
+        whole = series.load()
+        return series.prefix(whole, self.until) if self.until else whole
 
 
 @contextmanager
@@ -55,7 +63,7 @@ def ensure_kernel(opts: KernelOptions) -> tuple[KernelSource, BuildResult]:
         return built
     with build_lock():
         src = source.resolve(opts.kernel_src)
-        ser = series.load()
+        ser = opts.patch_series()
         last = build.up_to_date(src, opts.profile, ser)
         if last is not None:
             say(f"kernel up to date: {last.bzimage}")
@@ -81,7 +89,7 @@ def already_built(opts: KernelOptions) -> tuple[KernelSource, BuildResult] | Non
         src = source.resolve(kernel_src, fetch=False)
     except source.KernelSourceError:
         return None
-    last = build.up_to_date(src, opts.profile, series.load())
+    last = build.up_to_date(src, opts.profile, opts.patch_series())
     if last is None:
         return None
     say(f"kernel up to date: {last.bzimage}")

@@ -112,3 +112,15 @@ def test_a_profile_being_rebuilt_is_never_taken_as_built(
     with pytest.raises(RuntimeError):
         build.build(src, "default", series.load())
     assert seen == [None]
+
+
+def test_a_prefix_of_the_series_has_its_own_build_directory(
+        tree_build: tuple[KernelSource, Path]) -> None:
+    """``--until``: the whole series' build is up to date, the prefix's is not (and never
+    replaces it: its O= directory is PROFILE-until-NAME)."""
+    src, _ = tree_build
+    before = series.prefix(series.load(), "tls-offload")
+    assert build.build_dir_for(src, "default", before.variant).name == \
+        "default-until-tls-offload"
+    assert build.up_to_date(src, "default", before) is None
+    assert build.up_to_date(src, "default", series.load()) is not None

@@ -149,3 +149,62 @@ def test_reapplying_keeps_the_mtime_of_patched_files_whose_content_is_the_same(
     assert (tree / "a.c").read_text() == "int a;\nint hello;\nint c;\nint edited;\n"
     assert (tree / "a.c").stat().st_mtime_ns > a_mtime
     assert (tree / "b.c").stat().st_mtime_ns == b_mtime
+
+
+# ---- prefixes: the series up to a sub-series (ktlskit kernel build --until) ----------------
+
+def _sub_series(pdir: Path) -> series.Series:
+    """Two sub-series: ``one/`` (patch A) then ``two/`` (the new file)."""
+    for sub, name, text in (("one", "0001-a.patch", PATCH_A),
+                            ("two", "0001-new.patch", PATCH_NEW_FILE)):
+        (pdir / sub).mkdir(exist_ok=True)
+        (pdir / sub / name).write_text(text)
+    return _series(pdir, ["one/0001-a.patch", "two/0001-new.patch"])
+
+
+def test_sub_series_are_the_patch_directories_in_series_order(
+        env: tuple[KernelSource, Path]) -> None:
+    ser = _sub_series(env[1])
+    assert series.sub_series(ser) == ["one", "two"]
+    assert series.sub_series(series.Series(ser.root, ())) == []
+
+
+def test_a_prefix_ends_with_the_last_patch_of_its_sub_series(
+        env: tuple[KernelSource, Path]) -> None:
+    ser = _sub_series(env[1])
+    one = series.prefix(ser, "one")
+    assert [p.name for p in one.patches] == ["0001-a.patch"]
+    assert one.until == "one" and one.variant == "-until-one"
+    assert one.digest != ser.digest
+    # up to the last sub-series is the whole series: the same build, not a second one
+    assert series.prefix(ser, "two") == ser and ser.variant == ""
+
+
+def test_an_unknown_sub_series_lists_the_valid_ones(env: tuple[KernelSource, Path]) -> None:
+    ser = _sub_series(env[1])
+    with pytest.raises(series.SeriesError, match=r"no sub-series 'three' .*: one, two$"):
+        series.prefix(ser, "three")
+
+
+def test_the_project_series_has_its_three_sub_series() -> None:
+    ser = series.load(Path(__file__).resolve().parents[1] / "patches" / "series")
+    assert series.sub_series(ser) == ["tls-fixes", "tls-offload", "tls-rekey"]
+    before = series.prefix(ser, "tls-offload")
+    assert before.patches[-1].parent.name == "tls-offload"
+    assert not any(p.parent.name == "tls-rekey" for p in before.patches)
+    assert ser.patches[:len(before.patches)] == before.patches
+
+
+def test_a_prefix_has_its_own_tree_and_leaves_the_whole_series_tree_alone(
+        env: tuple[KernelSource, Path]) -> None:
+    """Switching between the two builds must not touch either tree (no recompiles)."""
+    src, pdir = env
+    ser = _sub_series(pdir)
+    whole = series.prepared_tree(src, ser)
+    mtimes = {f: (whole / f).stat().st_mtime_ns for f in ("a.c", "drivers/new.c")}
+    before = series.prepared_tree(src, series.prefix(ser, "one"))
+    assert before != whole and before.name == f"{src.ident}-until-one"
+    assert "hello" in (before / "a.c").read_text()
+    assert not (before / "drivers/new.c").exists()
+    assert series.prepared_tree(src, ser) == whole
+    assert {f: (whole / f).stat().st_mtime_ns for f in mtimes} == mtimes

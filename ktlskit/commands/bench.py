@@ -3,13 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
-import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from .. import (
     bench_pipeline,
@@ -21,10 +15,9 @@ from .. import (
     trafficbench,
 )
 from ..benchstream import BenchError
-from ..guest import Guest
-from ..hosts.call import CallError, start
-from ..pipeline import ensure_kernel
 from ..progress import say
+from . import offloadbaseline
+from .benchrun import earlier, publish, run_in_guest, write_doc
 from .common import (
     add_guest_options,
     add_kernel_options,
@@ -32,6 +25,8 @@ from .common import (
     kernel_options,
     print_json,
 )
+
+OFFLOAD_ROUNDS = 5
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -71,7 +66,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     o = bsub.add_parser("offload", help="netdevsim kTLS device offload vs software kTLS, "
                                         "in a guest")
     o.add_argument("--bytes", type=int, default=16 << 20, help="bytes per transfer")
-    o.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
+    o.add_argument("--rounds", type=int,
+                   help=f"interleaved rounds (default {OFFLOAD_ROUNDS}; with --baseline-until, "
+                        f"per boot, default {offloadbaseline.ROUNDS_PER_BOOT})")
     o.add_argument("--cipher", choices=("aes-gcm-128", "aes-gcm-256"), default="aes-gcm-128")
     o.add_argument("--tls-version", action="append", choices=("1.2", "1.3"),
                    help="repeatable (default: 1.2 and 1.3)")
@@ -83,6 +80,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="with --rekey-every, also offload -deladd (refuse_rekey: tls_dev_del "
                         "+ tls_dev_add); about 1 transfer in 24 of it loses its last record "
                         "at EOF (an open bug of patches/tls-rekey, see README)")
+    offloadbaseline.add_options(o)
     _add_output_options(o, "offload")
     add_kernel_options(o)
     add_guest_options(o)
@@ -120,7 +118,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     png = benchplot.stage_bars(args.out / "bench-pipeline.png",
                                [(t.stage, t.seconds) for t in res.stages])
     doc["plot"] = str(png)
-    path = _write(args.out, "pipeline", doc)
+    path = write_doc(args.out, "pipeline", doc)
     if args.json:
         print_json(doc)
     else:
@@ -134,60 +132,6 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_in_guest(args: argparse.Namespace, measure: Callable[[list[str]], dict[str, Any]],
-                 argv: list[str], timeout: float) -> tuple[dict[str, Any], dict[str, Any], str]:
-    """Boot, run ``measure(argv)`` there relaying its progress; (result, host, accel)."""
-    cfg = dataclasses.replace(guest_config(args), append=tuple(args.kernel_arg))
-    _src, kb = ensure_kernel(kernel_options(args))
-    host: dict[str, Any] = {"loadavg_before": benchreport.host_info()["loadavg"]}
-    with Guest.boot(kb.bzimage, cfg) as g:
-        pending = start(g, measure, argv, timeout=timeout)
-        shown = 0
-        deadline = time.monotonic() + timeout + 60
-        while pending.process.running() and time.monotonic() < deadline:
-            shown = _relay(pending.process.stderr, shown)
-            time.sleep(0.5)
-        try:
-            raw = pending.result(max(1.0, deadline - time.monotonic()))
-        except CallError as exc:
-            raise BenchError(f"{measure.__module__} failed in the guest: {exc}") from exc
-        finally:
-            _relay(pending.process.stderr, shown)
-        g.check(f"while running {measure.__module__}")
-        accel = g.accel
-    host.update(benchreport.host_info())
-    host["loadavg_after"] = host.pop("loadavg")
-    host["kernel_args"] = list(args.kernel_arg)
-    return raw, host, accel
-
-
-def _earlier(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], str] | None:
-    """(raw, host, accel) of the file given with --from-json, or None."""
-    if args.from_json is None:
-        return None
-    try:
-        doc = json.loads(args.from_json.read_text())
-        return doc["raw"], doc["host"], doc["accel"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise BenchError(f"{args.from_json}: not a bench JSON written by ktlskit ({exc})") \
-            from exc
-
-
-def _relay(stderr: str, shown: int) -> int:
-    lines = stderr.splitlines()
-    complete = lines if stderr.endswith("\n") else lines[:-1]
-    for line in complete[shown:]:
-        say(line)
-    return max(shown, len(complete))
-
-
-def _write(out_dir: Path, name: str, doc: dict[str, Any]) -> Path:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"bench-{name}.json"
-    path.write_text(json.dumps(doc, indent=2) + "\n")
-    return path
-
-
 def cmd_traffic(args: argparse.Namespace) -> int:
     """Boot the guest and run ``ktlskit.trafficbench`` in it (see that module)."""
     _check_positive(args, "bytes", "rekey_every", "rounds", "crypto_seconds", "installs")
@@ -195,44 +139,39 @@ def cmd_traffic(args: argparse.Namespace) -> int:
             "--rounds", str(args.rounds), "--crypto-seconds", str(args.crypto_seconds),
             "--installs", str(args.installs)]
     per_round = 3 * max(60, args.bytes / 1e6 * 2) + 8 * args.crypto_seconds + 60
-    raw, host, accel = _earlier(args) or run_in_guest(args, trafficbench.measure, argv,
-                                                      300 + args.rounds * per_round)
+    raw, host, accel = earlier(args) or run_in_guest(args, trafficbench.measure, argv,
+                                                     300 + args.rounds * per_round)
     summary = benchreport.summarize(raw)
     png = benchreport.plot(raw, summary, args.out / "bench-traffic.png")
     doc = {"summary": summary.to_json(), "host": host, "accel": accel, "plot": str(png),
            "raw": raw}
-    path = _write(args.out, "traffic", doc)
-    if args.json:
-        print_json(doc)
-    else:
-        sys.stdout.write(benchreport.render(raw, summary, host, accel))
-    say(f"wrote {path} and {png}")
+    publish(args, "traffic", doc, benchreport.render(raw, summary, host, accel))
     return 0
 
 
 def cmd_offload(args: argparse.Namespace) -> int:
-    """Boot the guest and run ``ktlskit.offloadbench`` in it (see that module)."""
+    """Boot the guest and run ``ktlskit.offloadbench`` in it (see that module); with
+    ``--baseline-until``, the two kernels of ``offloadbaseline``."""
+    found = earlier(args)
+    if offloadbaseline.wanted(args, found):
+        return offloadbaseline.cmd_offload_baseline(args, found)
+    offloadbaseline.refuse_alone(args)
+    if args.rounds is None:
+        args.rounds = OFFLOAD_ROUNDS
     _check_positive(args, "bytes", "rounds")
     if args.rekey_every < 0:
         raise BenchError(f"--rekey-every must not be negative, got {args.rekey_every}")
-    versions = sorted(set(args.tls_version or ("1.2", "1.3")))
-    argv = ["--bytes", str(args.bytes), "--rounds", str(args.rounds), "--cipher", args.cipher,
-            "--rekey-every", str(args.rekey_every)] + (["--deladd"] if args.deladd else [])
-    for v in versions:
-        argv += ["--tls-version", v]
+    versions = sorted(set(args.tls_version or offloadbench.VERSIONS))
+    argv = offloadbench.guest_argv(args.bytes, args.rounds, args.cipher, versions,
+                                   args.rekey_every, args.deladd)
     nmodes = len(offloadbench.modes(versions, args.rekey_every, args.deladd))
-    per_round = nmodes * (max(60, args.bytes / 1e6 * 4) + 10)
-    raw, host, accel = _earlier(args) or run_in_guest(args, offloadbench.measure, argv,
-                                                      300 + args.rounds * per_round)
+    raw, host, accel = found or run_in_guest(
+        args, offloadbench.measure, argv, offloadbench.guest_timeout(args.bytes, args.rounds,
+                                                                     nmodes))
     summary = offloadreport.summarize(raw)
     png = offloadreport.plot(raw, summary, args.out / "bench-offload.png")
     rekey_png = offloadreport.plot_rekey(raw, summary, args.out / "bench-offload-rekey.png")
     doc = {"summary": summary.to_json(), "host": host, "accel": accel, "plot": str(png),
            "plot_rekey": str(rekey_png) if rekey_png else None, "raw": raw}
-    path = _write(args.out, "offload", doc)
-    if args.json:
-        print_json(doc)
-    else:
-        sys.stdout.write(offloadreport.render(raw, summary, host, accel))
-    say(f"wrote {path}, {png}" + (f" and {rekey_png}" if rekey_png else ""))
+    publish(args, "offload", doc, offloadreport.render(raw, summary, host, accel))
     return 0

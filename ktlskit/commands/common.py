@@ -28,8 +28,9 @@ def add_guest_options(p: argparse.ArgumentParser) -> None:
 
 
 def kernel_options(args: argparse.Namespace) -> KernelOptions:
-    """The kernel options, checked (profile, --kernel-src) before any work."""
-    opts = KernelOptions(kernel_src=args.kernel_src, profile=args.profile)
+    """The kernel options, checked (profile, --kernel-src, --until) before any work."""
+    opts = KernelOptions(kernel_src=args.kernel_src, profile=args.profile,
+                         until=getattr(args, "until", None))
     opts.check()
     return opts
 

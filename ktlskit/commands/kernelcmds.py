@@ -21,6 +21,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.set_defaults(func=cmd_fetch)
     b = ksub.add_parser("build", help="configure and build bzImage with the patch series")
     add_kernel_options(b)
+    b.add_argument("--until", metavar="NAME",
+                   help="only patches/series up to and including the sub-series NAME (a "
+                        "directory of patches/, e.g. tls-offload), into its own tree and build "
+                        "directory (PROFILE-until-NAME)")
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=cmd_build)
 
@@ -73,6 +77,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         ("kernel", src.describe()),
         ("profile", res.profile),
         ("series", res.series_digest or "(empty)"),
+        ("up to", args.until or "(the whole series)"),
         ("bzImage", str(res.bzimage)),
         ("seconds", res.seconds),
     ]))

@@ -42,8 +42,10 @@ class BuildResult:
         return {k: str(v) if isinstance(v, Path) else v for k, v in d.items()}
 
 
-def build_dir_for(src: KernelSource, profile: str) -> Path:
-    return paths.cache_dir() / "build" / src.ident / profile
+def build_dir_for(src: KernelSource, profile: str, variant: str = "") -> Path:
+    """The ``O=`` directory of ``profile``; a prefix of the series (``Series.variant``,
+    ``-until-NAME``) has its own, so the two builds never evict each other."""
+    return paths.cache_dir() / "build" / src.ident / f"{profile}{variant}"
 
 
 def make_env() -> dict[str, str]:
@@ -127,7 +129,7 @@ def source_changed(src: KernelSource, build_dir: Path) -> bool:
 
 def up_to_date(src: KernelSource, profile: str, ser: series.Series) -> BuildResult | None:
     """The last build, when nothing it was made from changed since (no rsync, no make)."""
-    last = last_build(src, profile)
+    last = last_build(src, profile, ser.variant)
     if (last is None or not last.bzimage.is_file()
             or last.fingerprint != fingerprint(src, profile, ser)
             or source_changed(src, last.build_dir)):
@@ -140,15 +142,16 @@ def build(src: KernelSource, profile: str = "default",
     """Configure and build bzImage for ``profile`` with the project's series applied."""
     start = time.monotonic()
     ser = the_series if the_series is not None else series.load()
-    bdir = build_dir_for(src, profile)
+    bdir = build_dir_for(src, profile, ser.variant)
     bdir.mkdir(parents=True, exist_ok=True)
     # Until this build finishes, nothing may take the last one as current (already_built).
     (bdir / "ktlskit-build.json").unlink(missing_ok=True)
     started = time.time()
     tree = series.prepared_tree(src, ser)
     kconfig.configure(tree, bdir, kconfig.profile_fragments(profile))
+    upto = f" (up to {ser.until}, {len(ser.patches)} patches)" if ser.until else ""
     say(f"building Linux {src.version} ({src.ident}), profile {profile}, "
-        f"series {ser.digest if ser.patches else 'empty'} in {bdir}")
+        f"series {ser.digest if ser.patches else 'empty'}{upto} in {bdir}")
     make(tree, bdir, ["bzImage"], what="kernel build")
     result = BuildResult(bdir / "arch/x86/boot/bzImage", bdir, tree, profile,
                          ser.digest if ser.patches else "", src.ident,
@@ -161,8 +164,8 @@ def build(src: KernelSource, profile: str = "default",
     return result
 
 
-def last_build(src: KernelSource, profile: str) -> BuildResult | None:
-    f = build_dir_for(src, profile) / "ktlskit-build.json"
+def last_build(src: KernelSource, profile: str, variant: str = "") -> BuildResult | None:
+    f = build_dir_for(src, profile, variant) / "ktlskit-build.json"
     if not f.is_file():
         return None
     d = json.loads(f.read_text())

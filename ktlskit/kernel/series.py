@@ -34,6 +34,13 @@ class SeriesError(KtlskitError):
 class Series:
     root: Path  # the directory holding the series file; patch paths are relative to it
     patches: tuple[Path, ...]
+    until: str = ""
+    """The sub-series this series ends with when it is a prefix (``prefix()``), else ""."""
+
+    @property
+    def variant(self) -> str:
+        """The suffix of a prefix's build directory and tree (``-until-NAME``), else ""."""
+        return f"-until-{self.until}" if self.until else ""
 
     @property
     def digest(self) -> str:
@@ -67,6 +74,31 @@ def load(series_file: Path | None = None) -> Series:
     return Series(sf.parent, tuple(patches))
 
 
+def sub_series(ser: Series) -> list[str]:
+    """The directories the series' patches are in (``tls-fixes``, ...), in series order."""
+    names: list[str] = []
+    for p in ser.patches:
+        rel = p.relative_to(ser.root) if p.is_relative_to(ser.root) else Path(p.name)
+        if len(rel.parts) > 1 and rel.parts[0] not in names:
+            names.append(rel.parts[0])
+    return names
+
+
+def prefix(ser: Series, until: str) -> Series:
+    """The series up to and including the last patch of sub-series ``until``: the series
+    itself (``until`` ""), when that is its last patch. An unknown name is an error that
+    lists the valid ones; it reads only the series' paths, never a tree."""
+    names = sub_series(ser)
+    if until not in names:
+        raise SeriesError(f"no sub-series {until!r} in {ser.root / 'series'}; "
+                          f"its sub-series are: {', '.join(names) or '(none)'}")
+    last = max(i for i, p in enumerate(ser.patches)
+               if p.is_relative_to(ser.root / until))
+    if last == len(ser.patches) - 1:
+        return ser
+    return Series(ser.root, ser.patches[:last + 1], until)
+
+
 def patch_files(text: str) -> set[str]:
     """Paths a unified diff changes (``-p1`` style a/ b/ prefixes stripped)."""
     files = set()
@@ -84,7 +116,7 @@ def _state_file(tree: Path) -> Path:
 
 def prepared_tree(src: KernelSource, series: Series) -> Path:
     """A copy of ``src`` with ``series`` applied; reused while nothing changed."""
-    tree = paths.cache_dir() / "trees" / src.ident
+    tree = paths.cache_dir() / "trees" / f"{src.ident}{series.variant}"
     state_f = _state_file(tree)
     state = json.loads(state_f.read_text()) if state_f.is_file() else None
     touched = series.touched_files()
