@@ -92,3 +92,19 @@ class KernelLog:
         os.close(self.fd)
         return {"splats": [str(s) for s in find_splats("\n".join(self.lines))],
                 "log": [ln for ln in self.lines if LOG_LINE.search(ln)][:MAX_LOG_LINES]}
+
+
+SYSRQ = Path("/proc/sysrq-trigger")
+BLOCKED_HEAD = "Show Blocked State"
+MAX_BLOCKED_LINES = 400
+
+
+def blocked_tasks() -> list[str]:
+    """The kernel's list of tasks in uninterruptible sleep, with their stacks (SysRq-w): what
+    a case reports when something it waits for is late, so that a hang names its lock."""
+    log = KernelLog()
+    SYSRQ.write_text("w")
+    log._read()
+    os.close(log.fd)
+    start = next((i for i, ln in enumerate(log.lines) if BLOCKED_HEAD in ln), 0)
+    return log.lines[start:start + MAX_BLOCKED_LINES]

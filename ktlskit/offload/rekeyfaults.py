@@ -19,7 +19,7 @@ from .. import topology
 from ..keyschedule import DirectionState
 from . import nsim
 from .nsim import DEV_A, Counters
-from .probes import KernelLog, delta, rx_dropped, tcp_counters
+from .probes import KernelLog, blocked_tasks, delta, rx_dropped, tcp_counters
 from .rekey import (
     REFUSE_ALL,
     offload_only,
@@ -58,6 +58,10 @@ after a KeyUpdate, comes before the next one, so each re-arm gets its resync con
 FAULT_LIMIT = 20.0  # seconds a fault knob may stay armed
 GRACE = 3.0  # seconds the peers are watched after the devices are removed
 HOLD_S = 1.0  # seconds the senders go on with the readers held, before the devices go
+DELETE_LATE = 90.0
+"""Seconds after which a device deletion is late: the blocked tasks are dumped into the facts
+(alone, the two deletions take 23-27 s on the debug kernel under TCG, 1-2 s on the default)."""
+DELETE_DEADLINE = 300.0  # seconds after which a deletion that has not returned counts as hung
 
 
 class Fault:
@@ -210,10 +214,13 @@ def _dev_del(suite: Suite, nbytes: int, hold: bool) -> Facts:
     c, s, ab, ba = ktls_pair(suite)
     sent, deleted, go = threading.Event(), threading.Event(), threading.Event()
     facts: Facts = {}
+    started: list[float] = []
 
     def delete() -> None:
         facts["curr_at_delete"] = Counters.read(eth=False).current()
+        started.append(time.monotonic())
         nsim.delete_devices()
+        facts["delete_s"] = round(time.monotonic() - started[0], 1)
         deleted.set()
 
     both = Once(2, sent.set if hold else delete)
@@ -229,10 +236,10 @@ def _dev_del(suite: Suite, nbytes: int, hold: bool) -> Facts:
         go.set()
     while not deleted.wait(1) and peers["up_tx"].is_alive() and peers["down_tx"].is_alive():
         pass
-    if "curr_at_delete" in facts:
-        # started by a sender's hook: on the debug kernel the deletion outlasted the other
+    if started:
+        # started by a sender's hook: on the debug kernel the deletion can outlast the other
         # sender's whole stream (1 MiB), and this loop's exit with it
-        deleted.wait(60)
+        _wait_deletion(deleted, started[0], facts)
     facts["deleted"] = deleted.is_set()
     time.sleep(GRACE)
     facts["after_grace"] = {k: outcome(w, 0) for k, w in peers.items()}
@@ -245,6 +252,14 @@ def _dev_del(suite: Suite, nbytes: int, hold: bool) -> Facts:
     facts["delta"] = Counters.read(eth=False).since(before)
     facts.update(log.facts())
     return facts
+
+
+def _wait_deletion(deleted: threading.Event, start: float, facts: Facts) -> None:
+    """Wait for a deletion started at ``start`` until ``DELETE_DEADLINE``; once it is
+    ``DELETE_LATE``, dump the blocked tasks into ``facts["blocked_tasks"]``."""
+    if not deleted.wait(max(0.0, start + DELETE_LATE - time.monotonic())):
+        facts["blocked_tasks"] = blocked_tasks()
+        deleted.wait(max(0.0, start + DELETE_DEADLINE - time.monotonic()))
 
 
 def case_rekey_dev_del(suite: Suite, nbytes: int) -> Facts:
