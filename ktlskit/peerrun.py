@@ -23,10 +23,19 @@ def _family(addr: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ":" in addr else socket.AF_INET
 
 
-def accept_one(addr: str, port: int, timeout: float) -> socket.socket:
+def _socket(addr: str, rcvbuf: int) -> socket.socket:
+    """A TCP socket for ``addr``; ``rcvbuf`` > 0 sets SO_RCVBUF (before listen() or
+    connect(), so that the window scale follows it)."""
+    s = socket.socket(_family(addr), socket.SOCK_STREAM)
+    if rcvbuf:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    return s
+
+
+def accept_one(addr: str, port: int, timeout: float, rcvbuf: int = 0) -> socket.socket:
     """Accept one client on ``addr``:``port`` (0: a free port, announced on stderr as
-    ``listening on PORT``)."""
-    srv = socket.socket(_family(addr), socket.SOCK_STREAM)
+    ``listening on PORT``); the accepted socket inherits ``rcvbuf``."""
+    srv = _socket(addr, rcvbuf)
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     srv.bind((addr, port))
     srv.listen(1)
@@ -42,14 +51,18 @@ def accept_one(addr: str, port: int, timeout: float) -> socket.socket:
     return conn
 
 
-def connect(addr: str, port: int, timeout: float) -> socket.socket:
+def connect(addr: str, port: int, timeout: float, rcvbuf: int = 0) -> socket.socket:
+    """Connect to ``addr``:``port`` (an IP address), retrying until ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:
+        conn = _socket(addr, rcvbuf)
         try:
-            conn = socket.create_connection((addr, port), timeout=5)
+            conn.settimeout(5)
+            conn.connect((addr, port))
             conn.settimeout(IO_TIMEOUT)
             return conn
         except OSError as exc:
+            conn.close()
             if time.monotonic() > deadline:
                 raise PeerError(f"cannot connect to {addr}:{port}: {exc}") from exc
             time.sleep(0.1)
@@ -57,8 +70,8 @@ def connect(addr: str, port: int, timeout: float) -> socket.socket:
 
 def run_peer(role: str, addr: str, port: int, keys_file: str, nbytes: int,
              rekey_every: int = 0, rekey_dirs: str = "tx", control: str = "",
-             peer_control: str = "", connect_timeout: float = 60, pause_at: int = -1
-             ) -> Result:
+             peer_control: str = "", connect_timeout: float = 60, pause_at: int = -1,
+             rcvbuf: int = 0) -> Result:
     """One end of the stream (``role`` server or client), start to finish: its Result.
 
     A setup failure (no connection, the kernel refusing the keys) is a Result with the error,
@@ -72,7 +85,8 @@ def run_peer(role: str, addr: str, port: int, keys_file: str, nbytes: int,
     opts = Options(role, keys, nbytes, rekey_every, rekey_dirs, control, peer_control,
                    pause_at)
     try:
-        sock = (accept_one if role == "server" else connect)(addr, port, connect_timeout)
+        sock = (accept_one if role == "server" else connect)(addr, port, connect_timeout,
+                                                              rcvbuf)
         peer = Peer(sock, opts)
         peer.install()
     except KtlskitError as exc:
@@ -98,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         r.add_argument("--timeout", type=float, default=60)
         r.add_argument("--pause-at", type=int, default=-1,
                        help="wait for a control command before this frame")
+        r.add_argument("--rcvbuf", type=int, default=0,
+                       help="SO_RCVBUF of the socket (0: the kernel's autotuning)")
     c = sub.add_parser("control")
     c.add_argument("socket")
     c.add_argument("command", choices=("tx", "rx", "both"))
@@ -108,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         res = run_peer(args.cmd, args.addr, args.port, args.keys, args.bytes, args.rekey_every,
                        args.rekey_dirs, args.control, args.peer_control, args.timeout,
-                       args.pause_at)
+                       args.pause_at, args.rcvbuf)
     except PeerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,8 +1,13 @@
 """The scenario verdict: what makes a run pass or fail."""
 
+import argparse
+import socket
+import threading
+
 import pytest
 
-from ktlskit import scenario
+from ktlskit import peerrun, scenario
+from ktlskit.commands import runcmd
 from ktlskit.scenario import ScenarioError, ScenarioReport, ScenarioSpec, judge
 
 
@@ -149,3 +154,47 @@ def test_two_machines_counters_are_summed_and_kept_per_machine() -> None:
     rep.checks = judge(rep.spec, rep)
     text = report.text(rep)
     assert "counter" in text and "dut" in text and "peer" in text and "total" in text
+
+
+def _run_args(*argv: str) -> argparse.Namespace:
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers()
+    runcmd.register(sub)
+    return p.parse_args(["run", *argv])
+
+
+def test_offloaded_rekeying_peers_get_a_bounded_receive_buffer() -> None:
+    spec = runcmd.spec_from(_run_args("--topology", "netdevsim", "--offload"))
+    assert spec.rcvbuf == scenario.OFFLOAD_REKEY_RCVBUF
+    assert runcmd.spec_from(_run_args("--topology", "netdevsim", "--offload",
+                                      "--no-rekey")).rcvbuf == 0
+    assert runcmd.spec_from(_run_args()).rcvbuf == 0
+    assert runcmd.spec_from(_run_args("--offload", "--topology", "netdevsim",
+                                      "--rcvbuf", "0")).rcvbuf == 0
+
+
+@pytest.mark.parametrize("rcvbuf", [-1, 100, 1 << 30])
+def test_bad_rcvbuf_is_refused_before_any_work(rcvbuf: int) -> None:
+    with pytest.raises(scenario.ScenarioError, match="--rcvbuf"):
+        scenario.ScenarioSpec(rcvbuf=rcvbuf).check()
+
+
+def test_peers_connect_with_the_receive_buffer_asked_for() -> None:
+    got: list[socket.socket] = []
+    t = threading.Thread(target=lambda: got.append(peerrun.accept_one("127.0.0.1", port, 10,
+                                                                        32768)))
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    t.start()
+    cli = peerrun.connect("127.0.0.1", port, 10, 32768)
+    t.join(10)
+    try:
+        # Linux doubles SO_RCVBUF for its bookkeeping
+        assert cli.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) == 65536
+        assert got[0].getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) == 65536
+    finally:
+        cli.close()
+        for s in got:
+            s.close()

@@ -39,7 +39,8 @@ def test_generated_names_fit_and_differ() -> None:
 
 def _args(**kw: object) -> argparse.Namespace:
     base = {"no_rekey": False, "rekey_every": 64, "topology": None, "offload": False,
-            "tls_version": "1.3", "cipher": "aes-gcm-128", "bytes": 1 << 20, "ipv6": False}
+            "tls_version": "1.3", "cipher": "aes-gcm-128", "bytes": 1 << 20, "ipv6": False,
+            "rcvbuf": None}
     return argparse.Namespace(**{**base, **kw})
 
 

@@ -46,6 +46,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="rekey every N records in both directions (default 64)")
     g.add_argument("--no-rekey", action="store_true", help="no rekeys at all")
     r.add_argument("--ipv6", action="store_true", help="connect over IPv6")
+    r.add_argument("--rcvbuf", type=int, default=None, metavar="BYTES",
+                   help="SO_RCVBUF of both peers' sockets, 0 for the kernel's autotuning "
+                        "(default: 0; 64 KiB with --offload and rekeys, which bounds the "
+                        "reader's lag behind a KeyUpdate)")
     r.add_argument("--json", action="store_true", help="one JSON object on stdout")
     r.add_argument("--ktap", action="store_true", help="the checks as KTAP on stdout")
     add_machine_options(r)
@@ -78,10 +82,14 @@ def spec_from(args: argparse.Namespace, machines: bool = False) -> scenario.Scen
         raise scenario.ScenarioError(f"--topology {topology} needs two machines: give --env "
                                      "FILE (or --peer and the addresses)")
     rekey = 0 if args.no_rekey else args.rekey_every
+    extra = not args.no_rekey and args.tls_version == "1.3"
+    rcvbuf = args.rcvbuf
+    if rcvbuf is None:
+        rcvbuf = scenario.default_rcvbuf(args.offload, bool(rekey or extra))
     return scenario.ScenarioSpec(
         topology=topology, offload=args.offload, version=args.tls_version,
         cipher=args.cipher, nbytes=args.bytes, rekey_every=rekey,
-        extra_rekey=not args.no_rekey and args.tls_version == "1.3", ipv6=args.ipv6)
+        extra_rekey=extra, ipv6=args.ipv6, rcvbuf=rcvbuf)
 
 
 def _print(args: argparse.Namespace, rep: scenario.ScenarioReport) -> int:
