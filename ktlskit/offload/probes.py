@@ -69,14 +69,22 @@ class KernelLog:
     """The kernel log from now on: open /dev/kmsg at its end, read what came since."""
 
     def __init__(self) -> None:
-        self.fd = os.open(KMSG, os.O_RDONLY | os.O_NONBLOCK)
-        os.lseek(self.fd, 0, os.SEEK_END)
+        self._fd = os.open(KMSG, os.O_RDONLY | os.O_NONBLOCK)
+        os.lseek(self._fd, 0, os.SEEK_END)
         self.lines: list[str] = []
+
+    def close(self) -> list[str]:
+        """Read what came since the start, stop reading, and return every line."""
+        if self._fd >= 0:
+            self._read()
+            os.close(self._fd)
+            self._fd = -1
+        return self.lines
 
     def _read(self) -> None:
         while True:
             try:
-                rec = os.read(self.fd, 8192)
+                rec = os.read(self._fd, 8192)
             except BlockingIOError:
                 return
             except BrokenPipeError:  # records overwritten before we read them
@@ -88,10 +96,9 @@ class KernelLog:
 
     def facts(self) -> dict[str, list[str]]:
         """The splats (``hosts.splat``) and the lines that look like trouble or kTLS."""
-        self._read()
-        os.close(self.fd)
-        return {"splats": [str(s) for s in find_splats("\n".join(self.lines))],
-                "log": [ln for ln in self.lines if LOG_LINE.search(ln)][:MAX_LOG_LINES]}
+        lines = self.close()
+        return {"splats": [str(s) for s in find_splats("\n".join(lines))],
+                "log": [ln for ln in lines if LOG_LINE.search(ln)][:MAX_LOG_LINES]}
 
 
 SYSRQ = Path("/proc/sysrq-trigger")
@@ -104,7 +111,6 @@ def blocked_tasks() -> list[str]:
     a case reports when something it waits for is late, so that a hang names its lock."""
     log = KernelLog()
     SYSRQ.write_text("w")
-    log._read()
-    os.close(log.fd)
-    start = next((i for i, ln in enumerate(log.lines) if BLOCKED_HEAD in ln), 0)
-    return log.lines[start:start + MAX_BLOCKED_LINES]
+    lines = log.close()
+    start = next((i for i, ln in enumerate(lines) if BLOCKED_HEAD in ln), 0)
+    return lines[start:start + MAX_BLOCKED_LINES]

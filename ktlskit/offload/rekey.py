@@ -26,6 +26,7 @@ from .traffic import (
     close_all,
     err_name,
     install,
+    keep_reader_close,
     ktls_pair,
     one_way_pair,
     recv_record,
@@ -133,27 +134,20 @@ def offload_only(side: str) -> None:
         ethtool_k(topology.NS_B, DEV_B, tls_hw_tx_offload=False)
 
 
-READER_RCVBUF = 64 << 10
-"""The server's SO_RCVBUF where a case needs the reader to keep up with the KeyUpdates: an RX
-key re-added after a KeyUpdate (``refuse_rekey``) is armed where the reader will be once it
-has read what TCP had received, and counts as a rekey done only when the reader gets there
-before the next KeyUpdate. With autotuning the unread queue outgrew 8 records (one KeyUpdate
-interval) once the device's engine got faster, and one README run had no RX rekey done."""
-
-
 def _offloaded_one_way(suite: Suite, nbytes: int, side: str, seed: int,
-                       refuse: bool, rcvbuf: int = 0) -> Facts:
+                       refuse: bool, close_reader: bool = False) -> Facts:
     """The client streams to the server with KeyUpdates; only port ``side`` offloads, the
     direction the stream takes through it (a: TX, b: RX). ``refuse``: the port refuses to
-    take keys itself (``refuse_rekey``). ``rcvbuf``: the server's SO_RCVBUF (0: autotuning)."""
+    take keys itself (``refuse_rekey``). ``close_reader``: the server's reader keeps up
+    (``keep_reader_close``); otherwise its buffer is autotuned."""
     nsim.setup(knobs=True)
     if refuse:
         nsim.set_knob(side, "refuse_rekey", REFUSE_ALL)
     offload_only(side)
     before = Counters.read()
     c, s, ab, _ = ktls_pair(suite)
-    if rcvbuf:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    if close_reader:
+        keep_reader_close(s)
     facts: Facts = {"stream": one_way(c, s, ab, nbytes, 16384, 8, seed)}
     facts["curr_open"] = Counters.read(eth=False).current()
     close_all(c, s)
@@ -187,8 +181,8 @@ def case_tx_rekey_del(suite: Suite, nbytes: int) -> Facts:
 def case_rx_rekey_del(suite: Suite, nbytes: int) -> Facts:
     """``rx-rekey`` on a device that refuses to switch keys itself: tls_dev_del, and
     tls_dev_add at the window's edge, where the device resyncs (the reader keeps up:
-    ``READER_RCVBUF``)."""
-    return _offloaded_one_way(suite, nbytes, "b", 82, refuse=True, rcvbuf=READER_RCVBUF)
+    ``keep_reader_close``)."""
+    return _offloaded_one_way(suite, nbytes, "b", 82, refuse=True, close_reader=True)
 
 
 def case_both_rekey(suite: Suite, nbytes: int) -> Facts:

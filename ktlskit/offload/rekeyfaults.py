@@ -36,6 +36,7 @@ from .traffic import (
     Worker,
     close_all,
     err_name,
+    keep_reader_close,
     ktls_pair,
     one_way_pair,
     send_chunks,
@@ -51,10 +52,6 @@ RETRANSMITTED = 2
 are dropped before one is needed depends on the flight; each one left then answers a
 retransmission timeout, and those double (12 of 32 took 20 s)."""
 HOLD_RESYNC = 4
-HOLD_RCVBUF = 64 << 10
-"""The receiver's buffer in ``rx-rekey-hold``: the window's edge, where the device is re-armed
-after a KeyUpdate, comes before the next one, so each re-arm gets its resync confirmation
-(with autotuning the unread queue grows past 128 KiB and the stack confirmed 2 of 31)."""
 FAULT_LIMIT = 20.0  # seconds a fault knob may stay armed
 GRACE = 3.0  # seconds the peers are watched after the devices are removed
 HOLD_S = 1.0  # seconds the senders go on with the readers held, before the devices go
@@ -169,13 +166,13 @@ def case_rx_rekey_hold(suite: Suite, nbytes: int) -> Facts:
     """``rx-rekey-del`` (tls_dev_del at each KeyUpdate, tls_dev_add at the window's edge,
     confirmed by a resync) with the device turning down the next ``HOLD_RESYNC`` resync
     confirmations after the second KeyUpdate: the re-arm is held, in software, while more
-    KeyUpdates arrive. The receiver's buffer is small (``HOLD_RCVBUF``)."""
+    KeyUpdates arrive. The reader keeps up (``keep_reader_close``)."""
     nsim.setup(knobs=True)
     nsim.set_knob("b", "refuse_rekey", REFUSE_ALL)
     offload_only("b")
     before = Counters.read()
     c, s, ab = one_way_pair(suite)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, HOLD_RCVBUF)
+    keep_reader_close(s)
     hook = Hook(FAULT_AT, lambda: Fault("b", "hold_resync", HOLD_RESYNC, limit=1e9))
     facts: Facts = {"stream": one_way(c, s, ab, nbytes, CHUNK, EVERY, 92, hook)}
     facts["hold_resync"] = fault_facts(hook)

@@ -79,6 +79,20 @@ def one_way_pair(suite: Suite, port: int = PORT) -> tuple[socket.socket, socket.
     return c, s, ab
 
 
+READER_RCVBUF = 64 << 10
+"""SO_RCVBUF of a reader that must keep up with the KeyUpdates it receives on an RX offloaded
+socket: the device is re-armed after a KeyUpdate where the reader will be once it has read
+what TCP already holds, so that re-arm (and its resync confirmation) only happens if the
+reader gets there before the next KeyUpdate. With autotuning the unread queue outgrew one
+KeyUpdate interval (8 records of 16 KiB) once the device's engine got faster: one README run
+had no RX rekey done in ``rx-rekey-del``, and ``rx-rekey-hold`` saw 2 of 31 re-arms confirmed."""
+
+
+def keep_reader_close(s: socket.socket, rcvbuf: int = READER_RCVBUF) -> None:
+    """Bound ``s``'s receive queue (``READER_RCVBUF``) so its reader stays near the wire."""
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+
+
 def stream(seed: int, n: int) -> bytes:
     return random.Random(seed).randbytes(n)
 
