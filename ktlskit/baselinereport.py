@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from . import benchplot, table
-from .benchreport import per_round
+from .benchreport import clock_line, per_round
 from .benchstats import Comparison, Spread, compare
 from .offloadbench import ModeSpec
 
@@ -198,6 +198,7 @@ def header(raw: dict[str, Any], host: dict[str, Any], accel: str) -> list[str]:
         f"{' '.join(map(str, host.get('loadavg_before', [])))} before, "
         f"{' '.join(map(str, host.get('loadavg_after', [])))} after; 1-min load at each "
         f"boot {min(loads, default=0):.2f}..{max(loads, default=0):.2f}",
+        clock_line(host),
         f"wall time {raw['wall_s']:.0f} s: builds {raw['build_s']:.0f} s, {len(boot_s)} boots "
         f"{sum(boot_s):.0f} s ({min(boot_s, default=0):.0f}..{max(boot_s, default=0):.0f} s "
         "each)",

@@ -37,6 +37,16 @@ def host_info() -> dict[str, Any]:
             "cpus": os.cpu_count() or 0}
 
 
+def clock_line(host: dict[str, Any]) -> str:
+    """Which clock the guest's MB/s and seconds were taken on (``--icount`` or wall time)."""
+    if host.get("icount"):
+        return (f"clock: QEMU -icount {host['icount']}: the guest's time counts executed "
+                "instructions, so MB/s are bytes per instruction times a constant, repeatable "
+                "and independent of the host's load (not cycles: caches and memory are not "
+                "modelled)")
+    return "clock: wall time of the TCG/KVM guest (shared with everything the host runs)"
+
+
 def per_round(raw: dict[str, Any], section: str, name: str, key: str) -> list[float] | None:
     """``round[section][name][key]`` for every round; None when a round lacks it."""
     out = []

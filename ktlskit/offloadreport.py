@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import benchplot, rekeywindows, table
-from .benchreport import per_round
+from .benchreport import clock_line, per_round
 from .benchstats import Comparison, Spread, compare
 
 
@@ -99,6 +99,7 @@ def render(raw: dict[str, Any], s: OffloadSummary, host: dict[str, Any], accel: 
              f"host: {host.get('cpu', '?')} x{host.get('cpus', '?')}, load average "
              f"{' '.join(map(str, host.get('loadavg_before', [])))} before, "
              f"{' '.join(map(str, host.get('loadavg_after', [])))} after",
+             clock_line(host),
              f"{raw['rounds']} interleaved rounds, {raw['bytes']} bytes per transfer (one way, "
              "client TX -> server RX); figures are median (min..max) over the rounds; device "
              "share = bytes the device encrypted (TX) / decrypted (RX) over record bytes", ""]

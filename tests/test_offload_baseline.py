@@ -11,7 +11,10 @@ from typing import Any
 import pytest
 
 from ktlskit import baselinereport, cli
+from ktlskit.benchreport import clock_line
+from ktlskit.commands.benchrun import bench_guest_config, clock_facts
 from ktlskit.commands.offloadbaseline import boot_order
+from ktlskit.guest.vng import vng_argv
 
 REPO = Path(__file__).resolve().parents[1]
 SUB_SERIES = "tls-fixes, tls-offload, tls-rekey"
@@ -56,11 +59,29 @@ def test_an_unknown_sub_series_fails_before_any_work_naming_the_valid_ones(
     (["--baseline-until", "tls-offload", "--cpus", "0"], "--cpus 0"),
     (["--pairs", "3"], "--pairs goes with --baseline-until"),
     (["--rounds", "0"], "--rounds must be a positive"),
+    (["--icount", "11"], "--icount 11: a shift from 0 to 10"),
+    (["--baseline-until", "tls-offload", "--icount", "-1"], "--icount -1: a shift from 0"),
+    (["--icount", "3", "--accel", "kvm"], "cannot go with --accel kvm"),
 ])
 def test_bad_before_after_options_fail_before_any_work(
         extra: list[str], message: str, empty_cache: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
     assert message in _fails_at_once(["bench", "offload", *extra], empty_cache, capsys)
+
+
+def test_icount_gives_a_tcg_guest_whose_clock_counts_instructions() -> None:
+    args = cli.parser().parse_args(["bench", "offload", "--icount", "3"])
+    cfg = bench_guest_config(args)
+    assert cfg.accel == "tcg"
+    assert cfg.qemu_opts == ("-accel", "tcg,thread=single", "-icount", "shift=3,sleep=off")
+    argv = vng_argv(Path("bzImage"), kvm=False, cpus=cfg.cpus, memory=cfg.memory, append=[],
+                    qemu_opts=list(cfg.qemu_opts), command=["true"])
+    assert "--qemu-opts=-icount" in argv and "--qemu-opts=shift=3,sleep=off" in argv
+    facts = clock_facts(cfg)
+    assert facts["icount"] == "shift=3,sleep=off"
+    assert "counts executed instructions" in clock_line(facts)
+    plain = bench_guest_config(cli.parser().parse_args(["bench", "offload"]))
+    assert plain.qemu_opts == () and "wall time" in clock_line(clock_facts(plain))
 
 
 def test_the_kernels_alternate_one_boot_at_a_time() -> None:

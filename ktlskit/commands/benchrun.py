@@ -29,9 +29,30 @@ Measured = tuple[dict[str, Any], dict[str, Any], str]
 """(the bench's raw document, the host's load and CPU around it, the guest's accel)."""
 
 
+#: ``--icount`` shifts QEMU accepts (``-icount shift=N``: 2^N ns of guest time per instruction).
+ICOUNT_SHIFTS = range(0, 11)
+
+
 def bench_guest_config(args: argparse.Namespace) -> GuestConfig:
-    """The guest options with ``--kernel-arg``s appended to the command line, checked."""
-    return dataclasses.replace(guest_config(args), append=tuple(args.kernel_arg))
+    """The guest options with ``--kernel-arg``s appended to the command line and ``--icount``
+    as QEMU options, checked."""
+    cfg = dataclasses.replace(guest_config(args), append=tuple(args.kernel_arg))
+    if args.icount is None:
+        return cfg
+    if args.icount not in ICOUNT_SHIFTS:
+        raise BenchError(f"--icount {args.icount}: a shift from {ICOUNT_SHIFTS.start} to "
+                         f"{ICOUNT_SHIFTS.stop - 1} (2^SHIFT ns of guest time per instruction)")
+    if cfg.accel == "kvm":
+        raise BenchError("--icount counts instructions under TCG; it cannot go with --accel kvm")
+    # icount needs TCG's single-threaded mode (the vCPUs take turns on one host thread).
+    return dataclasses.replace(cfg, accel="tcg", qemu_opts=(
+        "-accel", "tcg,thread=single", "-icount", f"shift={args.icount},sleep=off"))
+
+
+def clock_facts(cfg: GuestConfig) -> dict[str, object]:
+    """What the guest's clock measured: wall time, or instructions (``--icount``)."""
+    icount = next((o for o in cfg.qemu_opts if o.startswith("shift=")), None)
+    return {"kernel_args": list(cfg.append), "icount": icount}
 
 
 def run_in_guest(args: argparse.Namespace, measure: Measure, argv: list[str],
@@ -64,7 +85,7 @@ def measure_in_guest(bzimage: Path, cfg: GuestConfig, measure: Measure, argv: li
         accel = g.accel
     host.update(benchreport.host_info())
     host["loadavg_after"] = host.pop("loadavg")
-    host["kernel_args"] = list(cfg.append)
+    host.update(clock_facts(cfg))
     return raw, host, accel
 
 

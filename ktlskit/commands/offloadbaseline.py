@@ -22,7 +22,7 @@ from ..guest import GuestConfig
 from ..kernel.build import BuildResult
 from ..pipeline import KernelOptions, ensure_kernel
 from ..progress import say
-from .benchrun import Measured, bench_guest_config, measure_in_guest, publish
+from .benchrun import Measured, bench_guest_config, clock_facts, measure_in_guest, publish
 
 PAIRS = 6
 ROUNDS_PER_BOOT = 3
@@ -135,7 +135,7 @@ def measure(args: argparse.Namespace, before: KernelOptions, after: KernelOption
                       "seconds": round(time.monotonic() - start, 1)})
     host.update(benchreport.host_info())
     host["loadavg_after"] = host.pop("loadavg")
-    host["kernel_args"] = list(cfg.append)
+    host.update(clock_facts(cfg))
     doc = {"baseline_until": args.baseline_until, "kernels": kernels, "pairs": args.pairs,
            "rounds_per_boot": args.rounds, "bytes": args.bytes, "cipher": args.cipher,
            "versions": versions, "build_s": round(build_s, 1),
