@@ -4,6 +4,7 @@ These run the real vng and virtme-run (``--dry-run``: they print the QEMU comman
 of starting it), the way a new user's first ``.venv/bin/ktlskit run`` does.
 """
 
+import json
 import os
 import shutil
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from ktlskit.guest import vng
 from ktlskit.guest.vng import (
     TCG_CPU,
     GuestLaunchError,
@@ -81,8 +83,10 @@ def test_probe_that_never_started_a_kernel_is_a_launch_error() -> None:
     usage = ProbeOutcome(False, False, "usage: vng [-h]\nvng: error: unrecognized arguments\n",
                          2)
     assert "refused its arguments" in (usage.launch_error() or "")
+    # QEMU exiting early for a reason it does not name as KVM's: a TCG control decides
     qemu = ProbeOutcome(False, False, "qemu-system-x86_64: -foo: invalid option\n", 1)
-    assert "before the kernel started" in (qemu.launch_error() or "")
+    assert qemu.launch_error() is None and qemu.needs_tcg_control()
+    assert not missing.needs_tcg_control() and not usage.needs_tcg_control()
 
 
 def test_probe_answers_that_mean_tcg_are_not_launch_errors() -> None:
@@ -95,6 +99,69 @@ def test_probe_answers_that_mean_tcg_are_not_launch_errors() -> None:
     assert refused.launch_error() is None
     ok = ProbeOutcome(True, True, "ktlskit-kvm-probe-ok\n", 0)
     assert ok.launch_error() is None
+    for answer in (died, hung, refused, ok):
+        assert not answer.needs_tcg_control()
+
+
+#: What QEMU 7.2 printed under KVM on a nested (PVM) host whose KVM cannot set a vCPU's MSR
+#: (status 255 from vng); the same launch under TCG booted.
+MSR_FAILURE = ("qemu-system-x86_64: error: failed to set MSR 0x10a to 0x69\n"
+               "qemu-system-x86_64: ../../target/i386/kvm/kvm.c:3183: kvm_buf_set_msrs: "
+               "Assertion `ret == cpu->kvm_msr_buf->nmsrs' failed.\n")
+TCG_BANNER = "[    0.000000] Linux version 7.3.4 (ktlskit@ktlskit)\n"
+
+
+@pytest.fixture()
+def kvm_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """A host with /dev/kvm usable and an empty cache; the probe boots are scripted by the
+    test (``vng.probe``), each call's ``kvm`` flag recorded in the returned list."""
+    monkeypatch.setenv("KTLSKIT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("KTLSKIT_ACCEL", raising=False)
+    monkeypatch.setattr(vng.os, "access", lambda path, mode: True)
+    monkeypatch.setattr(vng, "check_launch_tools", lambda env=None: None)
+    return []
+
+
+def _script(monkeypatch: pytest.MonkeyPatch, calls: list[bool], kvm_run: ProbeOutcome,
+            tcg_run: ProbeOutcome) -> None:
+    def probe(bzimage: Path, *args: object, kvm: bool = True) -> ProbeOutcome:
+        calls.append(kvm)
+        return kvm_run if kvm else tcg_run
+    monkeypatch.setattr(vng, "probe", probe)
+
+
+def test_qemu_failing_under_kvm_but_booting_under_tcg_means_tcg(
+        kvm_host: list[bool], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    _script(monkeypatch, kvm_host, ProbeOutcome(False, False, MSR_FAILURE, 255),
+            ProbeOutcome(False, True, TCG_BANNER, None))
+    assert vng.kvm_usable(tmp_path / "bzImage") is False
+    assert kvm_host == [True, False]
+    cached = json.loads((tmp_path / "cache" / "kvm-probe.json").read_text())
+    assert cached["kvm"] is False and "failed to set MSR 0x10a to 0x69" in cached["reason"]
+    assert "started it under TCG" in cached["reason"]
+    # the answer is cached for this host boot: no more probes
+    assert vng.kvm_usable(tmp_path / "bzImage") is False and kvm_host == [True, False]
+
+
+def test_a_launch_that_fails_under_tcg_too_is_a_launch_error_and_not_cached(
+        kvm_host: list[bool], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    bad = ProbeOutcome(False, False, "qemu-system-x86_64: -foo: invalid option\n", 1)
+    _script(monkeypatch, kvm_host, bad, bad)
+    with pytest.raises(GuestLaunchError) as err:
+        vng.kvm_usable(tmp_path / "bzImage")
+    assert "under TCG did not start it either" in str(err.value)
+    assert "-foo: invalid option" in str(err.value)
+    assert not (tmp_path / "cache" / "kvm-probe.json").exists()
+
+
+def test_a_missing_program_is_a_launch_error_without_a_control_boot(
+        kvm_host: list[bool], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    _script(monkeypatch, kvm_host, ProbeOutcome(False, False, "sh: 1: virtme-run: not found\n",
+                                                127), ProbeOutcome(False, True, TCG_BANNER, None))
+    with pytest.raises(GuestLaunchError, match="not found"):
+        vng.kvm_usable(tmp_path / "bzImage")
+    assert kvm_host == [True]
+    assert not (tmp_path / "cache" / "kvm-probe.json").exists()
 
 
 @pytest.mark.skipif(not (tools_dir() / "virtme-run").is_file(),

@@ -108,27 +108,38 @@ def vng_argv(bzimage: Path, *, kvm: bool, cpus: int, memory: str, append: list[s
 
 @dataclass(frozen=True)
 class ProbeOutcome:
-    """What one KVM probe boot showed."""
+    """What one probe boot showed."""
 
     kvm: bool  # the guest reached userspace under KVM
-    kernel_ran: bool  # the kernel printed its banner: QEMU and KVM started it
+    kernel_ran: bool  # the kernel printed its banner: QEMU started it
     output: str
     status: int | None  # None: killed at the deadline
 
+    def tail(self, lines: int = 15) -> str:
+        return "\n".join(self.output.strip().splitlines()[-lines:])
+
+    def complaint(self) -> str:
+        """QEMU's first error line (else the last line): what a one-line reason quotes."""
+        lines = self.output.strip().splitlines()
+        return next((ln for ln in lines if "error" in ln.lower()), lines[-1] if lines else "")
+
     def launch_error(self) -> str | None:
-        """Why the probe says nothing about KVM (the launch itself failed), or None."""
+        """Why the probe says nothing about KVM because the launch itself failed (a program
+        not found, vng refusing its arguments), or None."""
         if self.kvm or self.kernel_ran:
             return None
-        tail = "\n".join(self.output.strip().splitlines()[-15:])
         if self.status == 127 or "not found" in self.output:
-            return f"a program was not found (exit {self.status}):\n{tail}"
+            return f"a program was not found (exit {self.status}):\n{self.tail()}"
         if self.status == 2 and "usage:" in self.output:
-            return f"vng refused its arguments:\n{tail}"
-        if _kvm_refused(self.output):
-            return None  # QEMU itself could not use KVM: that is an answer (TCG)
-        if self.status is not None:
-            return f"QEMU/vng exited with status {self.status} before the kernel started:\n{tail}"
-        return None  # ran to the deadline without a banner: the kernel hangs under KVM
+            return f"vng refused its arguments:\n{self.tail()}"
+        return None
+
+    def needs_tcg_control(self) -> bool:
+        """QEMU exited before the kernel started, for a reason its output does not name as
+        KVM's. Either KVM cannot run a vCPU here (seen on a nested host: "failed to set MSR
+        0x10a") or the launch itself is broken: the same launch under TCG tells them apart."""
+        return (not self.kvm and not self.kernel_ran and self.status is not None
+                and self.launch_error() is None and not _kvm_refused(self.output))
 
 
 def _kvm_refused(output: str) -> bool:
@@ -146,8 +157,9 @@ def _boot_id() -> str:
 def kvm_usable(bzimage: Path) -> bool:
     """Whether guests can use KVM here; probed once per host boot and cached.
 
-    Only a real answer is cached: the kernel failing under KVM, or QEMU refusing KVM.
-    A launch that failed for any other reason raises GuestLaunchError and caches nothing.
+    Only a real answer is cached: the kernel failing under KVM, or QEMU unable to use KVM
+    (refused, or exiting before the kernel started while the same launch works under TCG).
+    A launch that fails for any other reason raises GuestLaunchError and caches nothing.
     """
     if os.environ.get("KTLSKIT_ACCEL") in ("tcg", "kvm"):
         return os.environ["KTLSKIT_ACCEL"] == "kvm"
@@ -160,27 +172,54 @@ def kvm_usable(bzimage: Path) -> bool:
             return bool(data["kvm"])
     check_launch_tools()
     outcome = probe(bzimage)
-    (paths.cache_dir() / "kvm-probe.log").write_text(
-        f"status {outcome.status}\n{outcome.output}")
+    log = paths.cache_dir() / "kvm-probe.log"
+    log.write_text(f"status {outcome.status}\n{outcome.output}")
     why = outcome.launch_error()
     if why is not None:
         raise GuestLaunchError(f"the KVM probe could not launch a guest: {why}\n(full output: "
-                               f"{paths.cache_dir() / 'kvm-probe.log'})")
+                               f"{log})")
+    reason = _kvm_failure(outcome, bzimage, log)
     cache.write_text(json.dumps({"boot_id": _boot_id(), "kvm": outcome.kvm,
-                                 "kernel_ran": outcome.kernel_ran}) + "\n")
-    say(f"KVM {'works' if outcome.kvm else 'does not boot this kernel'}: guests use "
-        f"{'KVM' if outcome.kvm else 'TCG (--disable-kvm)'}")
+                                 "kernel_ran": outcome.kernel_ran, "reason": reason}) + "\n")
+    say("KVM works: guests use KVM" if outcome.kvm else
+        f"guests use TCG (--disable-kvm), not KVM: {reason}")
     return outcome.kvm
 
 
+def _kvm_failure(outcome: ProbeOutcome, bzimage: Path, log: Path) -> str:
+    """Why KVM is out ("" when it works), after a TCG control boot where the KVM one ended
+    before the kernel started; GuestLaunchError when the control fails as well."""
+    if outcome.kvm:
+        return ""
+    if outcome.kernel_ran:
+        return "the kernel started under KVM but did not reach user space"
+    if outcome.status is None:
+        return "no kernel banner under KVM before the deadline"
+    if not outcome.needs_tcg_control():
+        return f"QEMU refused KVM: {outcome.complaint()}"
+    control = probe(bzimage, kvm=False)
+    with log.open("a") as f:
+        f.write(f"--- the same launch under TCG: status {control.status}\n{control.output}")
+    if not control.kernel_ran:
+        raise GuestLaunchError(
+            f"the KVM probe could not launch a guest: QEMU/vng exited with status "
+            f"{outcome.status} before the kernel started, and the same launch under TCG did "
+            f"not start it either:\n{control.tail()}\n(full output: {log})")
+    return (f"QEMU exited with status {outcome.status} before the kernel started under KVM and "
+            f"started it under TCG: {outcome.complaint()}")
+
+
 def probe(bzimage: Path, timeout: float = PROBE_TIMEOUT,
-          banner_timeout: float = BANNER_TIMEOUT) -> ProbeOutcome:
+          banner_timeout: float = BANNER_TIMEOUT, *, kvm: bool = True) -> ProbeOutcome:
     """Boot once under KVM. A kernel that has not printed its banner after ``banner_timeout``
     (KVM gets there in about a second) is taken as not booting; one that did gets ``timeout``
-    to reach userspace."""
-    say("probing KVM with a real boot (once per host boot)")
-    argv = vng_argv(bzimage, kvm=True, cpus=1, memory="512M", append=[], qemu_opts=[],
+    to reach userspace. ``kvm=False``: the same launch under TCG, as a control, stopped as
+    soon as the kernel printed its banner (``timeout`` to get there)."""
+    say("probing KVM with a real boot (once per host boot)" if kvm else
+        "KVM launch ended before the kernel started: the same launch under TCG, as a control")
+    argv = vng_argv(bzimage, kvm=kvm, cpus=1, memory="512M", append=[], qemu_opts=[],
                     command=["echo", PROBE_MARK])
+    done = PROBE_MARK if kvm else KERNEL_STARTED
     lines: list[str] = []
     # vng runs QEMU through a shell: kill the whole session at the end, not just vng.
     with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -195,8 +234,8 @@ def probe(bzimage: Path, timeout: float = PROBE_TIMEOUT,
             status = proc.poll()
             out = "".join(lines)
             elapsed = time.monotonic() - start
-            if status is not None or PROBE_MARK in out or elapsed > timeout or (
-                    elapsed > banner_timeout and KERNEL_STARTED not in out):
+            if status is not None or done in out or elapsed > timeout or (
+                    kvm and elapsed > banner_timeout and KERNEL_STARTED not in out):
                 break
             time.sleep(0.1)
         with contextlib.suppress(ProcessLookupError):
@@ -206,5 +245,5 @@ def probe(bzimage: Path, timeout: float = PROBE_TIMEOUT,
     out = "".join(lines)
     # vng's KVM mode passes "-cpu host", which TCG cannot run: reaching
     # userspace means KVM really ran the guest, not a silent TCG fallback.
-    return ProbeOutcome(kvm=PROBE_MARK in out, kernel_ran=KERNEL_STARTED in out,
+    return ProbeOutcome(kvm=kvm and PROBE_MARK in out, kernel_ran=KERNEL_STARTED in out,
                         output=out, status=status)
