@@ -3,6 +3,10 @@
 # forwards SSH to, start sshd with this boot's keys, and stay up until the
 # harness asks the guest to stop. $1 is the per-boot directory on the host,
 # visible here through the 9p root.
+#
+# sshd starts first: its own start-up (loading its libraries under TCG) overlaps
+# the rest of the setup on the other vCPU. Nothing can connect before the NIC is
+# up, and the harness connects only after "sshd up" below, once everything is set.
 set -u
 BOOT=$1
 MAC=$2
@@ -10,6 +14,18 @@ RUN=/run/ktlskit
 mkdir -p "$RUN" /run/sshd
 chmod 0755 /run/sshd
 cp "$BOOT/ssh_host_ed25519_key" "$RUN/" && chmod 0600 "$RUN/ssh_host_ed25519_key"
+# Before OpenSSH 9.8 sshd re-executes itself for every connection unless given -r: one more
+# program start per SSH command under TCG. From 9.8 on each connection runs sshd-session
+# and there is no -r.
+NOREXEC=-r
+for s in /usr/lib/openssh/sshd-session /usr/libexec/openssh/sshd-session \
+	/usr/libexec/sshd-session /usr/lib/ssh/sshd-session; do
+	[ -e "$s" ] && NOREXEC=
+done
+# sshd in the foreground of a background job, logging to our stderr (the
+# harness's console log), so an SSH failure is explained there.
+/usr/sbin/sshd -D -e $NOREXEC -f "$BOOT/sshd_config" &
+SSHD=$!
 # Shell builtins where a command would do: every exec costs time under TCG.
 for d in /sys/class/net/*; do
 	read -r addr <"$d/address"
@@ -19,6 +35,7 @@ for d in /sys/class/net/*; do
 done
 if [ -z "${IF:-}" ]; then
 	echo "ktlskit-init: no NIC with MAC $MAC" >/dev/kmsg
+	kill $SSHD
 	exit 1
 fi
 ip -batch - <<EOF
@@ -29,7 +46,7 @@ route add default via 10.0.2.2 dev $IF
 EOF
 # sshd's PAM stack for this guest only (/etc is a tmpfs overlay here): the host's runs motd
 # scripts, asks systemd-logind over D-Bus and more on every command. Key authentication
-# stays sshd's own; PAM only has to let the session open.
+# stays sshd's own; PAM only has to let the session open (read per connection).
 if grep -qs '^[^ ]* /etc overlay ' /proc/mounts; then
 	printf '%s\n' "auth required pam_permit.so" "account required pam_permit.so" \
 		"session required pam_permit.so" "password required pam_deny.so" >/etc/pam.d/sshd
@@ -46,10 +63,6 @@ if grep -qw ktlskit.init_hang /proc/cmdline; then
 	echo "ktlskit-init: hanging on purpose (ktlskit.init_hang)" >/dev/kmsg
 	while :; do sleep 3600; done
 fi
-# sshd in the foreground of a background job, logging to our stderr (the
-# harness's console log), so an SSH failure is explained there.
-/usr/sbin/sshd -D -e -f "$BOOT/sshd_config" &
-SSHD=$!
 # Announce sshd once it listens on port 22 (0x0016), not after a fixed sleep.
 n=0
 until grep -qs ':0016 [0-9A-F]*:0000 0A' /proc/net/tcp /proc/net/tcp6; do
