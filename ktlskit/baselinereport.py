@@ -12,7 +12,9 @@ rounds of ``ktlskit.offloadbench``. Derived here, with ``ktlskit.benchstats``:
   that kernel; its after / before again per pair of boots (boot speed cancels out in it).
 
 ``BUDGET`` is what the fast path may lose: the issue allows the offload path without rekey
-to be at most 2% slower after the series.
+to be at most 2% slower after the series. It is judged on MB/s and, where the rounds have it,
+on MB per CPU-second (``benchstream.Transfer.cpu_s``: both ends' and the kernel threads' CPU
+time, without the waits MB/s include; under ``--icount`` an instruction count).
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ from .offloadbench import ModeSpec
 KERNELS = ("before", "after")
 PATHS = ("offload", "software")
 BUDGET = 0.98
+RATE = "mbytes_per_s"
+CPU_RATE = "mbytes_per_cpu_s"
+CPU = " cpu"  # suffix of the after_before and budget keys of CPU_RATE
 
 
 def mode_name(version: str, path: str) -> str:
@@ -44,12 +49,13 @@ def boots_of(raw: dict[str, Any], kernel: str) -> list[dict[str, Any]]:
             if b["kernel"] == kernel]
 
 
-def boot_figures(raw: dict[str, Any], kernel: str, mode: str) -> list[float] | None:
-    """Per boot of ``kernel``, the median MB/s of ``mode`` over its rounds; None when a
-    boot did not run the mode."""
+def boot_figures(raw: dict[str, Any], kernel: str, mode: str,
+                 key: str = RATE) -> list[float] | None:
+    """Per boot of ``kernel``, the median ``key`` (MB/s) of ``mode`` over its rounds; None
+    when a boot did not run the mode (or its rounds lack ``key``)."""
     out = []
     for boot in boots_of(raw, kernel):
-        rates = per_round(boot, "transfers", mode, "mbytes_per_s")
+        rates = per_round(boot, "transfers", mode, key)
         if rates is None:
             return None
         out.append(statistics.median(rates))
@@ -108,6 +114,7 @@ class Budget:
 @dataclass
 class BaselineSummary:
     rates: dict[str, dict[str, Spread]] = field(default_factory=dict)  # kernel -> mode ->
+    cpu_rates: dict[str, dict[str, Spread]] = field(default_factory=dict)  # same, CPU_RATE
     after_before: dict[str, Comparison] = field(default_factory=dict)  # mode or tlsV-ratio
     offload_vs_software: dict[str, dict[str, Comparison]] = field(default_factory=dict)
     budget: dict[str, Budget] = field(default_factory=dict)  # offload mode ->
@@ -117,6 +124,8 @@ class BaselineSummary:
     def to_json(self) -> dict[str, Any]:
         return {"mbytes_per_s": {k: {m: s.to_json() for m, s in v.items()}
                                  for k, v in self.rates.items()},
+                "mbytes_per_cpu_s": {k: {m: s.to_json() for m, s in v.items()}
+                                     for k, v in self.cpu_rates.items()},
                 "after_before": {k: c.to_json() for k, c in self.after_before.items()},
                 "offload_vs_software": {k: {v: c.to_json() for v, c in d.items()}
                                         for k, d in self.offload_vs_software.items()},
@@ -136,11 +145,14 @@ def summarize(raw: dict[str, Any]) -> BaselineSummary:
     s = BaselineSummary(unsupported=unsupported(raw))
     for kernel in KERNELS:
         s.rates[kernel] = {}
+        s.cpu_rates[kernel] = {}
         s.offload_vs_software[kernel] = {}
         for v in raw["versions"]:
             for path in PATHS:
                 if (figs := boot_figures(raw, kernel, mode_name(v, path))) is not None:
                     s.rates[kernel][mode_name(v, path)] = Spread.of(figs)
+                if (figs := boot_figures(raw, kernel, mode_name(v, path), CPU_RATE)):
+                    s.cpu_rates[kernel][mode_name(v, path)] = Spread.of(figs)
             off, sw = (pooled_rounds(raw, kernel, mode_name(v, p)) for p in PATHS)
             if off is not None and sw is not None:
                 s.offload_vs_software[kernel][v] = compare(
@@ -148,21 +160,23 @@ def summarize(raw: dict[str, Any]) -> BaselineSummary:
     for v in raw["versions"]:
         for path in PATHS:
             _add_after_before(s, raw, v, path)
+            _add_after_before(s, raw, v, path, CPU_RATE)
         _add_ratio_after_before(s, raw, v)
     s.warnings = [c.warning for c in s.after_before.values() if c.warning]
     return s
 
 
 def _add_after_before(s: BaselineSummary, raw: dict[str, Any], version: str,
-                      path: str) -> None:
+                      path: str, key: str = RATE) -> None:
     mode = mode_name(version, path)
-    before, after = (boot_figures(raw, k, mode) for k in KERNELS)
-    if before is None or after is None:
-        return
-    c = compare(f"{mode} after / before", after, before, per="pair")
-    s.after_before[mode] = c
+    before, after = (boot_figures(raw, k, mode, key) for k in KERNELS)
+    if not before or not after or 0.0 in before:
+        return  # not run, or rounds from before CPU time was taken (cpu 0)
+    name = mode + (CPU if key == CPU_RATE else "")
+    c = compare(f"{name} after / before", after, before, per="pair")
+    s.after_before[name] = c
     if path == "offload":
-        s.budget[mode] = Budget.of(c)
+        s.budget[name] = Budget.of(c)
 
 
 def _add_ratio_after_before(s: BaselineSummary, raw: dict[str, Any], version: str) -> None:
@@ -205,7 +219,8 @@ def header(raw: dict[str, Any], host: dict[str, Any], accel: str) -> list[str]:
         f"{raw['pairs']} pairs of boots (before, after, before, ...), {raw['rounds_per_boot']} "
         f"interleaved rounds per boot, {raw['bytes']} bytes per transfer (one way)",
         "MB/s: median (min..max) over the boots of each boot's median over its rounds; "
-        "after / before: "
+        "MB/CPU-s: the same per CPU-second (both ends and the kernel's threads; waits left "
+        "out); after / before: "
         "one ratio per pair of boots; offload / software: per round inside each boot, all "
         "boots of the kernel", ""]
 
@@ -214,8 +229,8 @@ def _ratio_text(c: Comparison | None) -> str:
     return c.spread.text(3) if c else "-"
 
 
-def _rate_text(s: BaselineSummary, kernel: str, mode: str) -> str:
-    spread = s.rates[kernel].get(mode)
+def _rate_text(s: BaselineSummary, kernel: str, mode: str, cpu: bool = False) -> str:
+    spread = (s.cpu_rates if cpu else s.rates)[kernel].get(mode)
     return spread.text() if spread else s.unsupported.get(mode, "-")
 
 
@@ -226,6 +241,10 @@ def table_rows(raw: dict[str, Any], s: BaselineSummary) -> list[Sequence[object]
             mode = mode_name(v, path)
             rows.append((v, f"{path} MB/s", _rate_text(s, "before", mode),
                          _rate_text(s, "after", mode), _ratio_text(s.after_before.get(mode))))
+            if mode + CPU in s.after_before:
+                rows.append((v, f"{path} MB/CPU-s", _rate_text(s, "before", mode, True),
+                             _rate_text(s, "after", mode, True),
+                             _ratio_text(s.after_before.get(mode + CPU))))
         rows.append((v, "offload / software",
                      *(_ratio_text(s.offload_vs_software[k].get(v)) for k in KERNELS),
                      _ratio_text(s.after_before.get(ratio_key(v)))))

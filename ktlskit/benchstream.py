@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import resource
 import signal
 import statistics
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from .errors import KtlskitError
 from .ksocket import KtlsSocket
@@ -51,6 +53,11 @@ class Transfer:
     samples: list[tuple[float, int]] = field(default_factory=list)
     key_updates: list[float] = field(default_factory=list)
     verified: bool = False
+    #: CPU time the transfer took (``run_forked``): sender and receiver, and the kernel's own
+    #: threads meanwhile (softirqs, workqueues); per byte, it leaves out waits (timers, a
+    #: zero window) that MB/s include.
+    cpu_s: float = 0.0
+    mbytes_per_cpu_s: float = 0.0
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -93,7 +100,10 @@ def send_all(send: Callable[[bytes], object], nbytes: int,
 def run_forked(sender: Callable[[], None], receiver: Callable[[], Transfer],
                timeout: float) -> Transfer:
     """Run ``sender`` in a forked child and ``receiver`` here; the child is reaped (killed
-    after ``timeout`` seconds) and a failed child fails the transfer."""
+    after ``timeout`` seconds) and a failed child fails the transfer. ``cpu_s`` of the result:
+    the child's CPU time, this thread's during ``receiver``, and the kernel threads' meanwhile
+    (each a task's precise run time, not tick samples)."""
+    kthreads = kernel_thread_ns()
     pid = os.fork()
     if pid == 0:
         code = 0
@@ -103,25 +113,55 @@ def run_forked(sender: Callable[[], None], receiver: Callable[[], Transfer],
             print(f"sender: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
             code = 1
         os._exit(code)
+    mine = time.thread_time_ns()
     try:
         res = receiver()
     finally:
-        status = _reap(pid, timeout)
+        mine = time.thread_time_ns() - mine
+        status, child = _reap(pid, timeout)
     if status != 0:
         raise BenchError(f"{res.mode}: the sending child failed (wait status {status:#x})")
+    res.cpu_s = round(child.ru_utime + child.ru_stime + (mine + kernel_thread_ns() - kthreads)
+                      / 1e9, 6)
     return res
 
 
-def _reap(pid: int, timeout: float) -> int:
+def _reap(pid: int, timeout: float) -> tuple[int, resource.struct_rusage]:
     deadline = time.monotonic() + timeout
     while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
+        done, status, usage = os.wait4(pid, os.WNOHANG)
         if done:
-            return status
+            return status, usage
         if time.monotonic() > deadline:
             os.kill(pid, signal.SIGKILL)
-            return os.waitpid(pid, 0)[1]
+            _, status, usage = os.wait4(pid, 0)
+            return status, usage
         time.sleep(0.01)
+
+
+PF_KTHREAD = 0x00200000
+CPUCLOCK_SCHED = 2
+
+
+def process_cpu_ns(pid: int) -> int:
+    """A process's CPU time in ns from its CPU-time clock (``clock_getcpuclockid()``): the
+    scheduler's precise run time of all its threads, not tick samples."""
+    return time.clock_gettime_ns(((~pid) << 3) | CPUCLOCK_SCHED)
+
+
+def kernel_thread_ns() -> int:
+    """Summed CPU time (ns) of the kernel's threads now (ksoftirqd, kworkers, ...)."""
+    total = 0
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            flags = int((d / "stat").read_text().rsplit(")", 1)[1].split()[6])
+            if flags & PF_KTHREAD:
+                total += process_cpu_ns(int(d.name))
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile
+    return total
 
 
 # ---- receiver ---------------------------------------------------------------------------------
@@ -211,6 +251,7 @@ def verify(res: Transfer, nbytes: int, h: hashlib._Hash, want: str) -> Transfer:
                          "lost or corrupted")
     res.seconds = round(res.seconds, 4)
     res.mbytes_per_s = round(nbytes / res.seconds / 1e6, 3) if res.seconds else 0.0
+    res.mbytes_per_cpu_s = round(nbytes / res.cpu_s / 1e6, 3) if res.cpu_s else 0.0
     return res
 
 

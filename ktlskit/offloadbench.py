@@ -60,6 +60,7 @@ from .keyschedule import DirectionState
 from .ksocket import Direction, KtlsError, KtlsSocket
 from .offload.netns import connect
 from .offload.nsim import Counters
+from .offload.probes import TCP_KEYS, delta, tcp_counters
 
 VERSIONS = ("1.2", "1.3")
 CIPHERS = ("aes-gcm-128", "aes-gcm-256")  # what the fake device offloads
@@ -212,6 +213,22 @@ def _rekeyer(client: KtlsSocket, times: rekeytrace.KeyUpdateTimes | None) -> Cal
     return rekey
 
 
+STALL_KEYS = (*TCP_KEYS, "TcpExtTCPToZeroWindowAdv", "TcpExtTCPFromZeroWindowAdv",
+              "TcpExtTCPWantZeroWindowAdv", "TcpExtDelayedACKs")
+"""TCP's counters of each namespace around a transfer: what a stall in it waited for (a
+retransmission timeout, a closed window, a delayed ACK)."""
+
+
+def _tcp_now() -> dict[str, dict[str, int]]:
+    return {ns: tcp_counters(ns, STALL_KEYS) for ns in (topology.NS_A, topology.NS_B)}
+
+
+def _tcp_facts(before: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    """The non-zero changes of ``STALL_KEYS`` per namespace since ``before``."""
+    now = _tcp_now()
+    return {ns: {k: v for k, v in delta(now[ns], before[ns]).items() if v} for ns in now}
+
+
 def _transfer(spec: ModeSpec, cipher: str, nbytes: int) -> dict[str, Any]:
     seen: dict[str, int] = {}
     if spec.timed:
@@ -219,6 +236,7 @@ def _transfer(spec: ModeSpec, cipher: str, nbytes: int) -> dict[str, Any]:
         Counters.settled()  # its TX keys leave the device (and the epochs) once acked
         seen = rekeytrace.last_indexes()
     before = Counters.read()
+    tcp_before = _tcp_now()
     client, server, placement = _open(spec, cipher)
     want_device = "device" if spec.offload else "software"
     if set(placement.values()) != {want_device}:
@@ -252,7 +270,8 @@ def _transfer(spec: ModeSpec, cipher: str, nbytes: int) -> dict[str, Any]:
         res = verify(run_forked(sender, receiver, TIMEOUT + nbytes / 1e5), nbytes, h, want)
         after = Counters.settled() if spec.timed else Counters.read()
         out = {**res.to_json(),
-               "device": _device_facts(spec, after.since(before), nbytes, placement)}
+               "device": _device_facts(spec, after.since(before), nbytes, placement),
+               "tcp": _tcp_facts(tcp_before)}
     finally:
         kus = times.collect() if times is not None else []
     if spec.timed:

@@ -90,10 +90,14 @@ def test_the_kernels_alternate_one_boot_at_a_time() -> None:
 
 # ---- the figures ------------------------------------------------------------------------------
 
-def _boot(kernel: str, pair: int, rates: dict[str, list[float]]) -> dict[str, Any]:
-    """One boot's offloadbench document with the given per-round MB/s of each mode."""
+def _boot(kernel: str, pair: int, rates: dict[str, list[float]],
+          cpu_rates: dict[str, list[float]] | None = None) -> dict[str, Any]:
+    """One boot's offloadbench document with the given per-round MB/s of each mode (and MB per
+    CPU-second, when given)."""
     rounds = len(next(iter(rates.values())))
-    transfers = [{m: {"mbytes_per_s": r[i]} for m, r in rates.items()} for i in range(rounds)]
+    transfers = [{m: {"mbytes_per_s": r[i],
+                      **({"mbytes_per_cpu_s": cpu_rates[m][i]} if cpu_rates else {})}
+                  for m, r in rates.items()} for i in range(rounds)]
     return {"kernel": kernel, "pair": pair, "seconds": 60.0,
             "host": {"loadavg_before": [1.0 + pair, 1.0, 1.0]},
             "raw": {"kernel": "7.3.4", "rounds": rounds, "unsupported": {},
@@ -139,6 +143,30 @@ def test_after_before_is_one_ratio_per_pair_of_boot_medians() -> None:
 def test_only_every_pair_on_one_side_decides_the_budget(after: list[float],
                                                         verdict: str) -> None:
     assert baselinereport.summarize(_raw(after)).budget["tls1.3-offload"].verdict == verdict
+
+
+def test_cpu_time_per_byte_decides_its_own_budget_where_wall_time_cannot() -> None:
+    """MB/s of the pairs disagree (0.80 and 1.20 after / before); CPU per byte does not
+    (0.990 and 0.995): the CPU budget is met, the MB/s one not resolved."""
+    boots = []
+    for pair, (wall, cpu) in enumerate([(8.0, 19.8), (12.0, 19.9)]):
+        sw = [20.0, 20.0]
+        boots.append(_boot("before", pair, {"tls1.3-offload": [10.0, 10.0], "tls1.3-software": sw},
+                           {"tls1.3-offload": [20.0, 20.0], "tls1.3-software": [40.0, 40.0]}))
+        boots.append(_boot("after", pair, {"tls1.3-offload": [wall, wall], "tls1.3-software": sw},
+                           {"tls1.3-offload": [cpu, cpu], "tls1.3-software": [40.0, 40.0]}))
+    raw = {**_raw([10.0]), "pairs": 2, "boots": boots}
+    s = baselinereport.summarize(raw)
+    assert s.budget["tls1.3-offload"].verdict == "not resolved"
+    cpu = s.budget["tls1.3-offload cpu"]
+    assert (cpu.verdict, cpu.pairs, cpu.median) == ("met", 2, pytest.approx(0.9925))
+    assert s.cpu_rates["after"]["tls1.3-offload"].median == pytest.approx(19.85)
+    text = baselinereport.render(raw, s, {"cpu": "x", "cpus": 2}, "tcg")
+    row = next(line for line in text.splitlines() if "offload MB/CPU-s" in line)
+    assert row.split()[-2:] == ["0.992", "(0.990..0.995)"]  # 0.9925, rounded half to even
+    assert "budget: tls1.3-offload cpu after / before >= 0.980: met by every pair" in text
+    # documents from before CPU time was taken have no CPU rows
+    assert "tls1.3-offload cpu" not in baselinereport.summarize(_raw([10.0])).budget
 
 
 def test_the_table_json_and_plot_from_an_earlier_run(

@@ -7,6 +7,7 @@ them in a guest.
 import hashlib
 import socket
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -61,6 +62,25 @@ def test_a_failing_sender_fails_the_transfer() -> None:
 
     with pytest.raises(benchstream.BenchError, match="sending child failed"):
         benchstream.run_forked(sender, lambda: benchstream.Transfer("x"), timeout=30)
+
+
+def _spin(seconds: float) -> None:
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
+
+def test_cpu_time_of_a_transfer_counts_both_ends_and_not_their_waits() -> None:
+    """The sender child burns 0.3 s of CPU, the receiver 0.2 s and then sleeps 0.5 s: about
+    0.5 s of CPU, however long the transfer's wall time."""
+    def receiver() -> benchstream.Transfer:
+        _spin(0.2)
+        time.sleep(0.5)
+        return benchstream.Transfer("x")
+
+    res = benchstream.run_forked(lambda: _spin(0.3), receiver, timeout=30)
+    assert 0.5 <= res.cpu_s < 0.7, res.cpu_s
+    assert benchstream.kernel_thread_ns() > 0  # the host's kthreads have run
 
 
 def test_unknown_mode_is_refused(tmp_path: Path) -> None:

@@ -36,12 +36,12 @@ def parse_snmp(text: str) -> dict[str, int]:
     return out
 
 
-def tcp_counters(ns: str) -> dict[str, int]:
-    """The ``TCP_KEYS`` counters of namespace ``ns``."""
+def tcp_counters(ns: str, keys: tuple[str, ...] = TCP_KEYS) -> dict[str, int]:
+    """The ``keys`` counters (``TCP_KEYS``) of namespace ``ns``."""
     with netnsenter.entered(ns):
         both = {**parse_snmp(Path("/proc/thread-self/net/snmp").read_text()),
                 **parse_snmp(Path("/proc/thread-self/net/netstat").read_text())}
-    return {k: both.get(k, 0) for k in TCP_KEYS}
+    return {k: both.get(k, 0) for k in keys}
 
 
 def rx_dropped(ns: str, dev: str) -> int:
