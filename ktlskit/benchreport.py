@@ -41,9 +41,8 @@ def clock_line(host: dict[str, Any]) -> str:
     """Which clock the guest's MB/s and seconds were taken on (``--icount`` or wall time)."""
     if host.get("icount"):
         return (f"clock: QEMU -icount {host['icount']}: the guest's time counts executed "
-                "instructions, so MB/s are bytes per instruction times a constant, repeatable "
-                "and independent of the host's load (not cycles: caches and memory are not "
-                "modelled)")
+                "instructions (idle time jumps to the next timer), so MB/s do not depend on "
+                "the host's load (not cycles: caches and memory are not modelled)")
     return "clock: wall time of the TCG/KVM guest (shared with everything the host runs)"
 
 
