@@ -151,7 +151,7 @@ def summarize(raw: dict[str, Any]) -> BaselineSummary:
             for path in PATHS:
                 if (figs := boot_figures(raw, kernel, mode_name(v, path))) is not None:
                     s.rates[kernel][mode_name(v, path)] = Spread.of(figs)
-                if (figs := boot_figures(raw, kernel, mode_name(v, path), CPU_RATE)):
+                if (figs := boot_figures(raw, kernel, mode_name(v, path), CPU_RATE)) is not None:
                     s.cpu_rates[kernel][mode_name(v, path)] = Spread.of(figs)
             off, sw = (pooled_rounds(raw, kernel, mode_name(v, p)) for p in PATHS)
             if off is not None and sw is not None:
@@ -170,8 +170,8 @@ def _add_after_before(s: BaselineSummary, raw: dict[str, Any], version: str,
                       path: str, key: str = RATE) -> None:
     mode = mode_name(version, path)
     before, after = (boot_figures(raw, k, mode, key) for k in KERNELS)
-    if not before or not after or 0.0 in before:
-        return  # not run, or rounds from before CPU time was taken (cpu 0)
+    if before is None or after is None or 0.0 in before:
+        return  # not run (or rounds without ``key``), or a zero rate: no ratio
     name = mode + (CPU if key == CPU_RATE else "")
     c = compare(f"{name} after / before", after, before, per="pair")
     s.after_before[name] = c

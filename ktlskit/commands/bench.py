@@ -99,9 +99,8 @@ def _add_output_options(p: argparse.ArgumentParser, name: str) -> None:
                         "clearcpuid=aes,pclmulqdq,avx,avx2,vaes for generic C kernel crypto")
     p.add_argument("--icount", type=int, metavar="SHIFT",
                    help="TCG only: QEMU -icount shift=SHIFT,sleep=off, so the guest's clock "
-                        "counts instructions (2^SHIFT ns each) and MB/s become a repeatable "
-                        "bytes-per-instruction figure, free of the host's load (one vCPU "
-                        "thread: slower in wall time)")
+                        "counts instructions (2^SHIFT ns each) and MB/s no longer depend on the "
+                        "host's load (one vCPU thread: slower in wall time)")
 
 
 def _check_positive(args: argparse.Namespace, *names: str) -> None:

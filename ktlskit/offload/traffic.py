@@ -88,9 +88,9 @@ KeyUpdate interval (8 records of 16 KiB) once the device's engine got faster: on
 had no RX rekey done in ``rx-rekey-del``, and ``rx-rekey-hold`` saw 2 of 31 re-arms confirmed."""
 
 
-def keep_reader_close(s: socket.socket, rcvbuf: int = READER_RCVBUF) -> None:
+def keep_reader_close(s: socket.socket) -> None:
     """Bound ``s``'s receive queue (``READER_RCVBUF``) so its reader stays near the wire."""
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, READER_RCVBUF)
 
 
 def stream(seed: int, n: int) -> bytes:
