@@ -16,7 +16,7 @@ from pathlib import Path
 
 from . import ktap
 from .errors import KtlskitError
-from .guest import Guest
+from .hosts import Host
 from .kernel.build import BuildResult, make
 from .progress import step
 from .pyselftest import build_run_tree, is_python_test
@@ -136,7 +136,23 @@ def build_selftest(kbuild: BuildResult, name: str) -> tuple[Path, list[str]]:
     return inst, [str(inst / "run_kselftest.sh"), "-c", target]
 
 
-def run_in_guest(guest: Guest, workdir: Path, argv: list[str], name: str,
+def run_selftest(guest: Host, kbuild: BuildResult, name: str, *, timeout: float = RUN_TIMEOUT,
+                 retry: bool = True) -> KselftestRun:
+    """Build ``name`` from ``kbuild``'s tree and run it on ``guest`` (a guest of that kernel:
+    ``ktlskit kselftest`` boots one, the vmtests use the session's); with ``retry``, cases the
+    harness killed for time run again alone (``rerun_timeouts``)."""
+    workdir, argv = build_selftest(kbuild, name)
+    return run_built(guest, kbuild, name, workdir, argv, timeout=timeout, retry=retry)
+
+
+def run_built(guest: Host, kbuild: BuildResult, name: str, workdir: Path, argv: list[str], *,
+              timeout: float = RUN_TIMEOUT, retry: bool = True) -> KselftestRun:
+    """``run_selftest`` for what ``build_selftest`` returned."""
+    run = run_in_guest(guest, workdir, argv, name, timeout=timeout)
+    return rerun_timeouts(guest, run, argv, kbuild=kbuild) if retry else run
+
+
+def run_in_guest(guest: Host, workdir: Path, argv: list[str], name: str,
                  timeout: float = RUN_TIMEOUT) -> KselftestRun:
     start = time.monotonic()
     # Python tests only: C targets (net/tls) run exactly as before
@@ -151,7 +167,7 @@ def run_in_guest(guest: Guest, workdir: Path, argv: list[str], name: str,
     return KselftestRun(name, report, res.stdout, res.rc, round(time.monotonic() - start, 1))
 
 
-def rerun_timeouts(guest: Guest, run: KselftestRun, argv: list[str],
+def rerun_timeouts(guest: Host, run: KselftestRun, argv: list[str],
                    timeout: float = 900, kbuild: BuildResult | None = None) -> KselftestRun:
     """Run each timed-out case of a single harness program again, alone (``-r CASE``); a case
     that times out again alone is run once more from a build whose per-case limit is
@@ -172,7 +188,7 @@ def rerun_timeouts(guest: Guest, run: KselftestRun, argv: list[str],
     return KselftestRun(run.name, run.report, run.output, run.rc, run.seconds, retried)
 
 
-def _run_alone(guest: Guest, argv: list[str], case: str,
+def _run_alone(guest: Host, argv: list[str], case: str,
                timeout: float) -> tuple[bool, bool, float]:
     """(passed, timed out again, seconds) for one case of a harness program."""
     start = time.monotonic()

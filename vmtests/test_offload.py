@@ -5,7 +5,8 @@ netdevsim ports linked across two namespaces (``a`` = client side ``kta0``, ``b`
 side ``ktb0``) and reports facts plus counter deltas per namespace (``/proc/net/tls_stat``)
 and per port (``ethtool -S``). TLS 1.2 and TLS 1.3 run the same cases. A kernel splat during
 a test fails it (the ktlskit plugin). CI runs this file a second time on the debug profile
-(KASAN, lockdep, kmemleak): ``--kernel-profile debug``.
+(KASAN, lockdep, kmemleak; ``-m debug --kernel-profile debug``): each case that exercises a path
+of its own, once, under TLS 1.3 with AES-GCM-128 (``DEBUG_RUN``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,23 @@ pytestmark = pytest.mark.offload
 
 VERSIONS = ("1.2", "1.3")
 CIPHERS = ("aes-gcm-128", "aes-gcm-256")
+# What CI runs again on the debug kernel (marker ``debug``): each path once, under TLS 1.3 (the
+# offload the series adds; the in-tree selftest covers both versions there) and AES-GCM-128.
+DEBUG_RUN = ("1.3", "aes-gcm-128")
+
+
+def _marked(debug: bool, *values: str) -> Any:
+    """A parameter set, marked ``debug`` when it is ``DEBUG_RUN``'s (and ``debug`` is asked)."""
+    mark = debug and values == DEBUG_RUN[:len(values)]
+    return pytest.param(*values, marks=[pytest.mark.debug] if mark else [])
+
+
+def versions(debug: bool = True) -> list[Any]:
+    return [_marked(debug, v) for v in VERSIONS]
+
+
+def versions_ciphers(debug: bool = True) -> list[Any]:
+    return [_marked(debug, v, c) for v in VERSIONS for c in CIPHERS]
 OVERHEAD = {"1.2": 29, "1.3": 22}  # header + explicit nonce + tag / header + type + tag
 REKEY_ERROR = {"1.2": "EBUSY", "1.3": None}  # TLS 1.3 rekeys offloaded directions (tls-rekey)
 HANDSHAKE_TAIL = 12  # the wire case ends with a 12-byte handshake record
@@ -68,10 +86,20 @@ def all_facts(request: pytest.FixtureRequest, guest: Host, mbytes: int) -> dict[
 
     A splat while they run fails the first test (the plugin checks after each test).
     """
-    names = {getattr(i, "originalname", i.name) for i in request.session.items
-             if i.module is request.module}
-    specs = [c for name, cases in CASES.items() if name in names for c in cases]
+    specs: list[str] = []
+    for item in request.session.items:
+        if item.module is not request.module:
+            continue
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        specs += [c for c in CASES[getattr(item, "originalname", item.name)]
+                  if _selected(c, params) and c not in specs]
     return call(guest, run_cases, specs, mbytes, timeout=3600)
+
+
+def _selected(spec: str, params: dict[str, Any]) -> bool:
+    """Whether the case ``CASE:VERSION:CIPHER`` is the one a test item's parameters name."""
+    _, version, cipher = spec.split(":")
+    return params.get("version", version) == version and params.get("cipher", cipher) == cipher
 
 
 @pytest.fixture()
@@ -106,8 +134,7 @@ def _check_tx_bytes(eth: dict[str, int], plaintext: int, min_records: int,
     return enc
 
 
-@pytest.mark.parametrize("cipher", CIPHERS)
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize(("version", "cipher"), versions_ciphers())
 def test_offload_both_directions(offload: Any, mbytes: int, version: str, cipher: str) -> None:
     f = offload(f"bulk:{version}:{cipher}")
     ovh = OVERHEAD[version]
@@ -150,8 +177,8 @@ def test_offload_both_directions(offload: Any, mbytes: int, version: str, cipher
         assert 0 < got["rx_tls_decrypted_bytes"] <= sent["tx_tls_encrypted_bytes"]
 
 
-@pytest.mark.parametrize("cipher", CIPHERS)
-@pytest.mark.parametrize("version", VERSIONS)
+# the device's ciphertext is the same on the debug kernel: not run again there
+@pytest.mark.parametrize(("version", "cipher"), versions_ciphers(debug=False))
 def test_device_ciphertext_opens_with_the_reference_layer(offload: Any, mbytes: int,
                                                           version: str, cipher: str) -> None:
     f = offload(f"wire:{version}:{cipher}")
@@ -174,7 +201,7 @@ def test_device_ciphertext_opens_with_the_reference_layer(offload: Any, mbytes: 
     _zero(f["delta"]["b"], "TlsDecryptError", "TlsRxDevice")
 
 
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("version", versions())
 def test_link_down_moves_tx_to_the_software_fallback(offload: Any, mbytes: int,
                                                       version: str) -> None:
     """The second half of the stream is encrypted by tls_device_fallback.c, not the device:
@@ -191,7 +218,7 @@ def test_link_down_moves_tx_to_the_software_fallback(offload: Any, mbytes: int,
     _zero(f["delta"]["b"], "TlsDecryptError")
 
 
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("version", versions())
 def test_loss_on_the_offloaded_sender(offload: Any, mbytes: int, version: str) -> None:
     f = offload(f"loss:{version}:aes-gcm-128")
     assert f["received_ok"] and f["wire_plaintext_ok"], f
@@ -215,7 +242,7 @@ def test_loss_on_the_offloaded_sender(offload: Any, mbytes: int, version: str) -
     _zero(pp["b_eth"], "rx_tls_err", "rx_tls_auth_fail")
 
 
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("version", versions())
 def test_reordering_towards_the_rx_offload(offload: Any, mbytes: int, version: str) -> None:
     f = offload(f"reorder:{version}:aes-gcm-128")
     assert f["down_ok"] and f["pp"]["pp_ok"], f
@@ -228,7 +255,7 @@ def test_reordering_towards_the_rx_offload(offload: Any, mbytes: int, version: s
     assert f["pp_delta"]["a_eth"]["rx_tls_decrypted_packets"] > 0, f["pp_delta"]
 
 
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("version", versions())
 def test_user_space_records_towards_the_rx_offload(offload: Any, version: str) -> None:
     """Records sealed by ktlskit.records (TLS 1.3: with padding) open in the device."""
     f = offload(f"records:{version}:aes-gcm-128")
@@ -239,7 +266,7 @@ def test_user_space_records_towards_the_rx_offload(offload: Any, version: str) -
     _zero(eth, "rx_tls_err", "rx_tls_auth_fail")
 
 
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("version", versions())
 def test_failed_tls_dev_add_falls_back_to_software(offload: Any, version: str) -> None:
     f = offload(f"fail-add:{version}:aes-gcm-128")
     assert f["knobs_after_add"] == ["0", "0"], "one-shot knobs must be consumed"
@@ -261,7 +288,7 @@ def test_refused_cipher_falls_back_only_for_that_cipher(offload: Any, version: s
             assert (d["TlsTxSw"], d["TlsRxSw"]) == (sw, sw), (cipher, d)
 
 
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("version", versions())
 def test_corrupted_record_is_a_decrypt_error(offload: Any, version: str) -> None:
     f = offload(f"corrupt:{version}:aes-gcm-128")
     assert f["knob_after"] == "0"
@@ -274,7 +301,7 @@ def test_corrupted_record_is_a_decrypt_error(offload: Any, version: str) -> None
     _zero(eth, "rx_tls_err", "rx_tls_decrypted_packets")
 
 
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("version", versions())
 def test_forced_resync_recovers(offload: Any, version: str) -> None:
     f = offload(f"resync:{version}:aes-gcm-128")
     assert f["pp"]["pp_ok"] and f["knob_after"] == "0", f
@@ -285,7 +312,7 @@ def test_forced_resync_recovers(offload: Any, version: str) -> None:
     assert eth["rx_tls_decrypted_packets"] >= 190, eth
 
 
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("version", versions())
 def test_new_key_for_an_offloaded_direction(offload: Any, version: str) -> None:
     """TLS 1.2 refuses a second key (EBUSY); TLS 1.3 takes it for the offloaded TX (port a)
     and RX (port b) without a KeyUpdate on the wire, and data flows under it both ways."""
@@ -324,7 +351,7 @@ def test_offload_features_off_use_software(offload: Any, version: str) -> None:
         _zero(f["delta"][f"{side}_eth"], *TLS_ETH)
 
 
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("version", versions())
 def test_close_or_shutdown_right_after_eagain_loses_nothing(offload: Any, version: str) -> None:
     """close() and shutdown(SHUT_WR) send the rest of a record TCP took only part of before
     the FIN (7.3's device path sent the FIN behind a truncated record)."""
@@ -335,7 +362,7 @@ def test_close_or_shutdown_right_after_eagain_loses_nothing(offload: Any, versio
     assert f["delta"]["a"]["TlsTxDevice"] == 2, f["delta"]["a"]
 
 
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("version", versions())
 def test_device_deleted_with_live_offloaded_sockets(offload: Any, version: str) -> None:
     f = offload(f"delete:{version}:aes-gcm-128")
     assert f["warmup"]["pp_ok"]

@@ -12,9 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from rekeyfacts import case, outcomes, run_module_cases
+from rekeyfacts import case, open_on_debug, outcomes, run_module_cases
 
-pytestmark = [pytest.mark.offload]
+pytestmark = [pytest.mark.offload, pytest.mark.debug]
 
 CASES = ("tx-rekey", "rx-rekey", "tx-rekey-del", "rx-rekey-del", "both-rekey",
          "open-record:1.2", "open-record:1.3", "wire-rekey")
@@ -47,6 +47,8 @@ def test_tx_rekey_resumes_offload_after_every_key(facts: dict[str, Any]) -> None
     assert eth["tx_tls_encrypted_bytes"] * 2 > st["received"], eth
 
 
+@open_on_debug("the RX rekey reader got EBADMSG (a record decrypted under the wrong key) in "
+               "1 of 1 debug runs on 2026-12-01; it passed in every default-kernel run")
 def test_rx_rekey_reencrypts_and_rearms(facts: dict[str, Any]) -> None:
     f = case(facts, "rx-rekey")
     st = f["stream"]

@@ -16,7 +16,7 @@ import pytest
 from ktlskit.hosts.call import call
 from ktlskit.offload.run import run_cases
 
-pytestmark = [pytest.mark.offload]
+pytestmark = [pytest.mark.offload, pytest.mark.debug]
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from ktlskit.hosts import Host
 from ktlskit.hosts.call import call
 from ktlskit.offload.run import run_cases
 
-pytestmark = [pytest.mark.offload, pytest.mark.smoke]
+pytestmark = [pytest.mark.offload, pytest.mark.smoke, pytest.mark.debug]
 
 
 def test_offload_smoke(guest: Host) -> None:

@@ -6,13 +6,7 @@ import argparse
 
 from .. import kselftest_env, table
 from ..guest import Guest
-from ..kselftest import (
-    KselftestError,
-    KselftestRun,
-    build_selftest,
-    rerun_timeouts,
-    run_in_guest,
-)
+from ..kselftest import KselftestError, KselftestRun, build_selftest, run_built
 from ..pipeline import ensure_kernel
 from .common import (
     add_guest_options,
@@ -54,11 +48,10 @@ def cmd_kselftest(args: argparse.Namespace) -> int:
             run = kselftest_env.run_on_machines(kb, args.name, env, timeout=args.timeout,
                                                 cases=args.case)
         return _report(args, run)
-    workdir, argv = build_selftest(kb, args.name)
+    workdir, argv = build_selftest(kb, args.name)  # a name that builds nothing: before a boot
     with Guest.boot(kb.bzimage, gcfg) as g:
-        run = run_in_guest(g, workdir, argv, args.name, timeout=args.timeout)
-        if not args.no_retry:
-            run = rerun_timeouts(g, run, argv, kbuild=kb)
+        run = run_built(g, kb, args.name, workdir, argv, timeout=args.timeout,
+                        retry=not args.no_retry)
     return _report(args, run)
 
 
