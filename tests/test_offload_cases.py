@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ktlskit.offload.run import CASES, parse_spec
+from ktlskit.offload.run import CASES, parse_spec, state_at_failure
 from ktlskit.offload.traffic import Suite
 
 
@@ -44,3 +44,11 @@ def test_errno_names_as_the_kernel_spells_them() -> None:
     assert err_name(OSError(errno.EOPNOTSUPP, "x")) == "EOPNOTSUPP"
     assert err_name(OSError(errno.EBADMSG, "x")) == "EBADMSG"
     assert err_name(TimeoutError()) == "TimeoutError"
+
+
+def test_state_at_failure_says_what_it_could_not_read() -> None:
+    """Without the case's namespaces and devices (here: the host) nothing raises; each part
+    that could not be read says why, so a case's own error stays the one reported."""
+    out = state_at_failure()
+    assert str(out["counters"]).startswith("unreadable: "), out
+    assert str(out["epochs_a"]).startswith("unreadable: ") and "epochs_b" in out, out

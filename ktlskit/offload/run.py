@@ -10,12 +10,14 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 
 from .. import topology
 from ..errors import KtlskitError
 from . import cases, fin
 from .netns import CaseFailure
-from .rekey import REKEY_CASES
+from .nsim import Counters
+from .rekey import REKEY_CASES, read_epochs
 from .rekeyfaults import REKEY_FAULT_CASES
 from .traffic import Facts, Suite, err_name
 
@@ -59,13 +61,30 @@ def run_case(spec: str, nbytes: int) -> Facts:
         facts = CASES[name](suite, nbytes)
     except (OSError, CaseFailure, topology.TopologyError) as exc:
         facts = {"exception": type(exc).__name__, "message": str(exc),
-                 "errno": err_name(exc)}
+                 "errno": err_name(exc), "at_failure": state_at_failure()}
     finally:
         topology.teardown()
     facts["case_seconds"] = round(time.monotonic() - t0, 1)
     facts["suite"] = {"version": suite.version, "cipher": suite.cipher,
                       "overhead": suite.overhead}
     return facts
+
+
+def state_at_failure() -> Facts:
+    """Right after a case failed, before the teardown: both namespaces' tls_stat and both
+    ports' ``ethtool -S`` (absolute: each case's namespaces and devices are new) and the
+    ports' key epochs; what could not be read (no topology left, no epochs file) is said."""
+    out: Facts = {}
+    try:
+        out.update(asdict(Counters.read()))
+    except (OSError, KtlskitError, CaseFailure) as exc:
+        out["counters"] = f"unreadable: {type(exc).__name__}: {exc}"
+    for side in ("a", "b"):
+        try:
+            out[f"epochs_{side}"] = read_epochs(side)
+        except (OSError, KtlskitError, CaseFailure) as exc:
+            out[f"epochs_{side}"] = f"unreadable: {type(exc).__name__}: {exc}"
+    return out
 
 
 def run_cases(specs: list[str], nbytes: int) -> dict[str, Facts]:
