@@ -9,8 +9,6 @@ min_stage=${KTLSKIT_CI_MIN_STAGE:-60}  # a stage needs at least this much time l
 times=()
 failed=0
 
-# stage NAME BUDGET_S CMD...: run CMD for at most BUDGET_S seconds, or what is left of
-# CI's deadline if that is less; its process group is stopped when time is up.
 stage() {
 	local name=$1 budget=$2 t0 rc=0 left verdict
 	shift 2

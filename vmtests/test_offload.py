@@ -28,6 +28,13 @@ CIPHERS = ("aes-gcm-128", "aes-gcm-256")
 # What CI runs again on the debug kernel (marker ``debug``): each path once, under TLS 1.3 (the
 # offload the series adds; the in-tree selftest covers both versions there) and AES-GCM-128.
 DEBUG_RUN = ("1.3", "aes-gcm-128")
+OVERHEAD = {"1.2": 29, "1.3": 22}  # header + explicit nonce + tag / header + type + tag
+REKEY_ERROR = {"1.2": "EBUSY", "1.3": None}  # TLS 1.3 rekeys offloaded directions (tls-rekey)
+HANDSHAKE_TAIL = 12  # the wire case ends with a 12-byte handshake record
+MSS_MAX = 1460  # netdevsim's MTU is 1500
+TLS_ETH = ("tx_tls_encrypted_packets", "tx_tls_encrypted_bytes", "tx_tls_ooo", "tx_tls_ctx",
+           "rx_tls_decrypted_packets", "rx_tls_decrypted_bytes", "rx_tls_ctx",
+           "rx_tls_resync_req_pkt", "rx_tls_resync_res_ok", "rx_tls_auth_fail", "rx_tls_err")
 
 
 def _marked(debug: bool, *values: str) -> Any:
@@ -42,13 +49,6 @@ def versions(debug: bool = True) -> list[Any]:
 
 def versions_ciphers(debug: bool = True) -> list[Any]:
     return [_marked(debug, v, c) for v in VERSIONS for c in CIPHERS]
-OVERHEAD = {"1.2": 29, "1.3": 22}  # header + explicit nonce + tag / header + type + tag
-REKEY_ERROR = {"1.2": "EBUSY", "1.3": None}  # TLS 1.3 rekeys offloaded directions (tls-rekey)
-HANDSHAKE_TAIL = 12  # the wire case ends with a 12-byte handshake record
-MSS_MAX = 1460  # netdevsim's MTU is 1500
-TLS_ETH = ("tx_tls_encrypted_packets", "tx_tls_encrypted_bytes", "tx_tls_ooo", "tx_tls_ctx",
-           "rx_tls_decrypted_packets", "rx_tls_decrypted_bytes", "rx_tls_ctx",
-           "rx_tls_resync_req_pkt", "rx_tls_resync_res_ok", "rx_tls_auth_fail", "rx_tls_err")
 
 
 def _specs(case: str, ciphers: tuple[str, ...] = ("aes-gcm-128",)) -> list[str]:

@@ -48,7 +48,7 @@ def cmd_kselftest(args: argparse.Namespace) -> int:
             run = kselftest_env.run_on_machines(kb, args.name, env, timeout=args.timeout,
                                                 cases=args.case)
         return _report(args, run)
-    workdir, argv = build_selftest(kb, args.name)  # a name that builds nothing: before a boot
+    workdir, argv = build_selftest(kb, args.name)  # before the boot: a bad name costs none
     with Guest.boot(kb.bzimage, gcfg) as g:
         run = run_built(g, kb, args.name, workdir, argv, timeout=args.timeout,
                         retry=not args.no_retry)

@@ -78,13 +78,17 @@ def state_at_failure() -> Facts:
     try:
         out.update(asdict(Counters.read()))
     except (OSError, KtlskitError, CaseFailure) as exc:
-        out["counters"] = f"unreadable: {type(exc).__name__}: {exc}"
+        out["counters"] = _unreadable(exc)
     for side in ("a", "b"):
         try:
             out[f"epochs_{side}"] = read_epochs(side)
         except (OSError, KtlskitError, CaseFailure) as exc:
-            out[f"epochs_{side}"] = f"unreadable: {type(exc).__name__}: {exc}"
+            out[f"epochs_{side}"] = _unreadable(exc)
     return out
+
+
+def _unreadable(exc: Exception) -> str:
+    return f"unreadable: {type(exc).__name__}: {exc}"
 
 
 def run_cases(specs: list[str], nbytes: int) -> dict[str, Facts]:
