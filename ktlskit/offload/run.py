@@ -19,6 +19,7 @@ from .netns import CaseFailure
 from .nsim import Counters
 from .rekey import REKEY_CASES, read_epochs
 from .rekeyfaults import REKEY_FAULT_CASES
+from .rekeysplit import REKEY_SPLIT_CASES
 from .traffic import Facts, Suite, err_name
 
 CASES: dict[str, Callable[[Suite, int], Facts]] = {
@@ -28,7 +29,7 @@ CASES: dict[str, Callable[[Suite, int], Facts]] = {
     "refuse": cases.case_refuse, "corrupt": cases.case_corrupt, "resync": cases.case_resync,
     "rekey": cases.case_rekey, "fin-nonblock": fin.case_fin_nonblock,
     "delete": cases.case_delete,
-    **REKEY_CASES, **REKEY_FAULT_CASES,
+    **REKEY_CASES, **REKEY_FAULT_CASES, **REKEY_SPLIT_CASES,
 }
 
 
