@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from . import cases, ktap, lab, link, tlsstats, topologies
-from .guest import GuestConfig, running_in_guest, warm
+from .guest import GuestConfig, boot_timeout, running_in_guest, warm
 from .hosts import Host, HostSplatError
 from .hosts.call import call
 from .hosts.local import LocalHost
@@ -82,7 +82,8 @@ def kernel_build(request: pytest.FixtureRequest) -> BuildResult:
 def guest_config(config: pytest.Config) -> GuestConfig:
     return GuestConfig(cpus=config.getoption("--guest-cpus"),
                        memory=config.getoption("--guest-memory"),
-                       accel=config.getoption("--guest-accel"))
+                       accel=config.getoption("--guest-accel"),
+                       boot_timeout=boot_timeout(config.getoption("--kernel-profile")))
 
 
 @pytest.fixture(scope="session")

@@ -150,3 +150,17 @@ def test_machine_options_are_checked_first(command: list[str], env: str | None,
         env_file.write_text(env)
     argv = [a.format(dir=tmp_path, env=env_file) for a in command]
     _fails_fast(argv, capsys, empty_cache, *needles)
+
+
+def test_a_debug_kernel_guest_gets_a_longer_boot_deadline() -> None:
+    """The CLI and the pytest plugin give the guest of the debug profile 600 s to answer
+    SSH (222 s of it measured), any other profile 240 s."""
+    import argparse
+
+    from ktlskit.commands.common import guest_config
+    from ktlskit.guest import boot_timeout
+
+    assert boot_timeout("debug") == 600.0 and boot_timeout("default") == 240.0
+    args = argparse.Namespace(cpus=2, memory="2G", accel="tcg", profile="debug")
+    assert guest_config(args).boot_timeout == 600.0
+    assert guest_config(argparse.Namespace(cpus=2, memory="2G", accel="tcg")).boot_timeout == 240

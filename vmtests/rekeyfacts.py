@@ -13,24 +13,16 @@ import pytest
 from ktlskit.hosts.call import call
 from ktlskit.offload.run import run_cases
 
-#: for ``pytest.mark.xfail``: the run is on the debug kernel
-ON_DEBUG = "config.getoption('--kernel-profile') == 'debug'"
-
-
-def open_on_debug(reason: str) -> pytest.MarkDecorator:
-    """A failure seen on the debug kernel and still open (issue #11): XFAIL there with its
-    reason (XPASS when it passes), a failure like any other on the default kernel."""
-    return pytest.mark.xfail(ON_DEBUG, reason=f"open on the debug kernel (#11): {reason}",
-                             strict=False)
-
 
 def run_module_cases(request: pytest.FixtureRequest, guest: Any, cases: tuple[str, ...],
-                     timeout: float) -> dict[str, Any]:
-    """``cases`` in one guest run: 4 MiB streams, 1 MiB on the debug kernel. All the facts
-    are kept in ``results/facts/MODULE-PROFILE.json`` (an assertion shows them cut short)."""
+                     timeout: float, nbytes: tuple[int, int] = (4 << 20, 1 << 20)
+                     ) -> dict[str, Any]:
+    """``cases`` in one guest run, streams of ``nbytes`` (default kernel, debug kernel). All
+    the facts are kept in ``results/facts/MODULE-PROFILE.json`` (an assertion shows them cut
+    short)."""
     profile = request.config.getoption("--kernel-profile")
-    mb = 1 if profile == "debug" else 4
-    facts = call(guest, run_cases, list(cases), mb << 20, timeout=timeout)
+    size = nbytes[1] if profile == "debug" else nbytes[0]
+    facts = call(guest, run_cases, list(cases), size, timeout=timeout)
     root = request.config.rootpath
     if os.access(root, os.W_OK):  # not from inside a guest (a read-only root)
         out = root / "results" / "facts" / f"{request.module.__name__}-{profile}.json"

@@ -12,19 +12,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from ktlskit.hosts.call import call
-from ktlskit.offload.run import run_cases
+from rekeyfacts import case, run_module_cases
 
 pytestmark = [pytest.mark.offload, pytest.mark.debug]
 
 
 @pytest.fixture(scope="module")
 def stress(request: pytest.FixtureRequest, guest: Any) -> dict[str, Any]:
-    kib = 256 if request.config.getoption("--kernel-profile") == "debug" else 2048
-    facts = call(guest, run_cases, ["stress-rekey"], kib << 10, timeout=3000)["stress-rekey"]
-    assert "exception" not in facts, facts
-    return facts
+    facts = run_module_cases(request, guest, ("stress-rekey",), 3000, (2 << 20, 256 << 10))
+    return case(facts, "stress-rekey")
 
 
 def test_a_thousand_rekeys_each_way_under_loss(stress: dict[str, Any]) -> None:

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..guest import GuestConfig
+from ..guest import GuestConfig, boot_timeout
 from ..hosts.netenv import NetEnv
 from ..pipeline import KernelOptions
 
@@ -37,7 +37,8 @@ def kernel_options(args: argparse.Namespace) -> KernelOptions:
 
 def guest_config(args: argparse.Namespace) -> GuestConfig:
     """The guest options, checked before any work."""
-    cfg = GuestConfig(cpus=args.cpus, memory=args.memory, accel=args.accel)
+    cfg = GuestConfig(cpus=args.cpus, memory=args.memory, accel=args.accel,
+                      boot_timeout=boot_timeout(getattr(args, "profile", "default")))
     cfg.check()
     return cfg
 

@@ -47,12 +47,23 @@ __all__ = ["Guest", "GuestCommandError", "GuestConfig", "GuestError", "GuestProc
            "GuestResult", "GuestSplatError", "GuestTimeoutError"]
 
 
+BOOT_TIMEOUT = 240.0
+DEBUG_BOOT_TIMEOUT = 600.0
+"""The debug kernel (KASAN, lockdep, kmemleak) under TCG took 222 s of guest time to reach its
+script on 2026-12-01, 155 s of it in udev's coldplug and settle: 240 s left it no margin."""
+
+
+def boot_timeout(profile: str) -> float:
+    """Seconds a guest of kernel profile ``profile`` has to answer SSH."""
+    return DEBUG_BOOT_TIMEOUT if profile == "debug" else BOOT_TIMEOUT
+
+
 @dataclass(frozen=True)
 class GuestConfig:
     cpus: int = 2
     memory: str = "2G"
     accel: str = "auto"  # auto, kvm or tcg
-    boot_timeout: float = 240.0
+    boot_timeout: float = BOOT_TIMEOUT
     append: tuple[str, ...] = ()
     #: More QEMU options (the lab's second NIC); such a guest is never a warm one.
     qemu_opts: tuple[str, ...] = ()
