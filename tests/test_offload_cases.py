@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from itertools import accumulate
+
 import pytest
 
+from ktlskit.offload.rekeysplit import HEAD, SPLIT, _records, after_key_update, at_switch
 from ktlskit.offload.run import CASES, parse_spec, state_at_failure
 from ktlskit.offload.traffic import Suite
 
@@ -54,34 +57,23 @@ def test_state_at_failure_says_what_it_could_not_read() -> None:
     assert str(out["epochs_a"]).startswith("unreadable: ") and "epochs_b" in out, out
 
 
-def _headers_at(frames: list[bytes]) -> list[int]:
-    """Offsets in the joined stream where a record header starts."""
-    stream, out, off = b"".join(frames), [], 0
-    while off < len(stream):
-        out.append(off)
-        off += 5 + int.from_bytes(stream[off + 3:off + 5], "big")
-    return out
-
-
-def _cuts(frames: list[bytes]) -> list[int]:
-    """Stream offsets of the frame boundaries."""
-    return [sum(len(f) for f in frames[:i]) for i in range(1, len(frames))]
+def _starts(parts: list[bytes]) -> list[int]:
+    """Where each of ``parts`` starts in their concatenation."""
+    return [0, *accumulate(map(len, parts[:-1]))]
 
 
 def test_split_layouts_cut_the_stream_where_they_say() -> None:
     """rekeysplit.py: the frames are the records in order, cut SPLIT bytes into the header
     each layout means to split (N2's at the switch, N1's after the KeyUpdate)."""
-    from ktlskit.offload.rekeysplit import HEAD, SPLIT, _records, after_key_update, at_switch
-
     sealed, plain = _records(Suite("1.3").states()[0])
     assert [len(p) for p in plain] == [300, 300, 800, 800, 800]
-    n1, n2 = _headers_at(sealed)[3:5]  # R0 R1 KU N1 N2 N3
+    n1, n2 = _starts(sealed)[3:5]  # R0 R1 KU N1 N2 N3
     for split in (SPLIT, 0):
         frames, before = at_switch(sealed, split)
         assert b"".join(frames) == b"".join(sealed) and before == 1
-        assert _cuts(frames) == [n1 + HEAD, n2 + split, n2 + (len(sealed[4]))]
+        assert _starts(frames)[1:] == [n1 + HEAD, n2 + split, n2 + len(sealed[4])]
     frames, before = after_key_update(sealed)
     assert b"".join(frames) == b"".join(sealed) and before == 3
-    assert _cuts(frames) == [n1 + SPLIT, n2, n2 + HEAD, n2 + len(sealed[4])]
+    assert _starts(frames)[1:] == [n1 + SPLIT, n2, n2 + HEAD, n2 + len(sealed[4])]
     for layout in (at_switch(sealed, SPLIT), after_key_update(sealed)):
         assert max(map(len, layout[0])) < 1000  # one segment each at an MTU of 1,500
