@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from ktlskit import paths
 from ktlskit.guest import Guest, GuestConfig, GuestSplatError, warm
 from ktlskit.guest.bootdir import qemu_running
 from ktlskit.kernel.build import BuildResult
@@ -105,3 +106,25 @@ def test_private_guests_still_stop_at_the_end(kernel_build: BuildResult) -> None
     with Guest.boot(kernel_build.bzimage, CFG) as g:
         d = g.boot_dir
     assert not qemu_running(d)
+
+
+def test_only_the_first_take_keeps_the_boot_caches(kernel_build: BuildResult) -> None:
+    """A fresh (prewarmed) guest is taken without a cache drop; every later take drops the
+    9p caches, so a host file rewritten between two commands is read afresh."""
+    rec = warm.start(kernel_build.bzimage, CFG, idle=600, prewarm=True)
+    probe = paths.cache_dir() / "warm-coherence"
+    probe.mkdir(exist_ok=True)
+    f = probe / f"{os.getpid()}.txt"
+    try:
+        assert (Path(rec.boot_dir) / warm.FRESH).exists()
+        f.write_text("one\n")
+        with warm.guest_for(kernel_build.bzimage, CFG) as g:
+            assert g.boot_dir == Path(rec.boot_dir)
+            assert g.run(f"cat {f}", timeout=30).stdout == "one\n"
+        assert not (Path(rec.boot_dir) / warm.FRESH).exists()
+        f.write_text("two\n")  # same size: only a dropped cache shows the new bytes
+        with warm.guest_for(kernel_build.bzimage, CFG) as g:
+            assert g.run(f"cat {f}", timeout=30).stdout == "two\n"
+    finally:
+        f.unlink(missing_ok=True)
+        warm.stop(kernel_build.bzimage)

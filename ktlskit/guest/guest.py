@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import secrets
+import shlex
 import subprocess
 import sys
 import time
@@ -304,6 +305,12 @@ class Guest:
     def spawn(self, command: str, timeout: float | None = None) -> SshProcess:
         return self._session().spawn(command, timeout=timeout)
 
+    def run_detached(self, command: str) -> None:
+        """Start ``command`` in the guest in a session of its own, output discarded, and
+        return at once (it outlives this connection; the guest's power-off ends it)."""
+        self._session().run(f"setsid -f sh -c {shlex.quote(command)} "
+                            f"</dev/null >/dev/null 2>&1", timeout=30)
+
     @property
     def tmpdir(self) -> str:
         """``/tmp/ktlskit-TOKEN`` in the guest (its own tmpfs), one per connection."""
@@ -363,6 +370,11 @@ class Guest:
         if self._proc is not None:
             return self._proc.poll() is None
         return qemu_running(self._boot.dir)
+
+    @classmethod
+    def kill_at(cls, boot_dir: Path) -> None:
+        """Kill the guest running from ``boot_dir`` without asking it to power off."""
+        cls(BootDir.load(boot_dir), "tcg").kill()
 
     def kill(self) -> None:
         """Kill QEMU now, with its reaper (also the harness's own cleanup tests)."""
