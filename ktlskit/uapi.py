@@ -12,9 +12,15 @@ are native ``__u16``), which cffi gives us for free.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import importlib.util
+import io
+import os
 import struct
 from dataclasses import dataclass
-from typing import Final
+from pathlib import Path
+from typing import Any, Final
 
 import cffi
 
@@ -120,8 +126,53 @@ def _cdef_source() -> str:
     return "\n".join(parts)
 
 
-ffi: Final = cffi.FFI()
-ffi.cdef(_cdef_source())
+def _module_path(src: str) -> Path:
+    """Where ``prepare_ffi_module()`` writes cffi's parsed form of ``src``: named by its
+    digest, so a changed cdef never loads an old module."""
+    digest = hashlib.sha256(src.encode()).hexdigest()[:16]
+    return Path(__file__).with_name("_cffi") / f"uapi_{digest}.py"
+
+
+def _load_ffi() -> Any:
+    """The FFI of the structs: from the module the host prepared, or by parsing the cdef.
+
+    Parsing needs pycparser: 1.4 s of every Python start in a TCG guest that imports this
+    module (the call seam's calls, the offload cases), against milliseconds on the host. The
+    host writes the parsed form before a guest starts (``Guest.start``); a guest, or a remote
+    machine without it, parses as before.
+    """
+    src = _cdef_source()
+    path = _module_path(src)
+    if path.is_file():
+        spec = importlib.util.spec_from_file_location(f"ktlskit._cffi.{path.stem}", path)
+        if spec is not None and spec.loader is not None:
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            return module.ffi
+    parsed = cffi.FFI()
+    parsed.cdef(src)
+    return parsed
+
+
+def prepare_ffi_module() -> Path:
+    """Write cffi's parsed form of the structs next to this module (out-of-line ABI mode: it
+    loads with ``_cffi_backend`` alone). Idempotent; the write is atomic."""
+    src = _cdef_source()
+    path = _module_path(src)
+    if path.is_file():
+        return path
+    path.parent.mkdir(exist_ok=True)
+    builder = cffi.FFI()
+    builder.cdef(src)
+    builder.set_source(f"ktlskit._cffi.{path.stem}", None)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp")
+    with contextlib.redirect_stdout(io.StringIO()):  # cffi prints "generating FILE"
+        builder.emit_python_code(str(tmp))
+    os.replace(tmp, path)
+    return path
+
+
+ffi: Final = _load_ffi()
 
 
 def struct_name(cipher_type: int) -> str:

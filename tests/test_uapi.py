@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import struct
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -275,3 +276,27 @@ def test_compiled_header_check_catches_a_layout_change(tmp_path: Path) -> None:
     lib = _build(tmp_path / "build", fake, "mutated").lib
     problems = _layout_mismatches(lib)
     assert len(problems) == 1 and "aes_gcm_128" in problems[0]
+
+
+def test_the_prepared_ffi_module_loads_without_pycparser_and_matches_the_parsed_cdef() -> None:
+    """What a guest loads (the module the host wrote) describes the same structs as the cdef
+    parsed by cffi, member by member, and importing it needs no pycparser."""
+    path = uapi.prepare_ffi_module()
+    assert path == uapi.prepare_ffi_module()  # idempotent
+    probe = ("import sys, ktlskit.uapi as u; print(type(u.ffi).__module__, "
+             "'pycparser' in sys.modules)")
+    res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         timeout=60, check=True)
+    assert res.stdout.split() == ["_cffi_backend", "False"]
+    prepared = uapi._load_ffi()
+    assert type(prepared).__module__ == "_cffi_backend"
+    parsed = cffi.FFI()
+    parsed.cdef(uapi._cdef_source())
+    names = ["tls_crypto_info", *(s.struct_name for s in uapi.CIPHER_FIELD_SIZES.values())]
+    for name in names:
+        ctype = f"struct {name}"
+        assert prepared.sizeof(ctype) == parsed.sizeof(ctype), name
+        fields = [f for f, _ in parsed.typeof(ctype).fields]
+        assert [f for f, _ in prepared.typeof(ctype).fields] == fields, name
+        for f in fields:
+            assert prepared.offsetof(ctype, f) == parsed.offsetof(ctype, f), (name, f)

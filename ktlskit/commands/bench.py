@@ -122,6 +122,9 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     png = benchplot.stage_bars(args.out / "bench-pipeline.png",
                                [(t.stage, t.seconds) for t in res.stages])
     doc["plot"] = str(png)
+    log = args.out / "edit-to-answer.log"
+    log.write_text("\n".join(res.retest_timeline) + "\n")
+    doc["retest_log"] = str(log)
     path = write_doc(args.out, "pipeline", doc)
     if args.json:
         print_json(doc)

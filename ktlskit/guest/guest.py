@@ -29,6 +29,7 @@ import paramiko
 from ..errors import KtlskitError
 from ..hosts.splat import Splat
 from ..progress import say
+from ..uapi import prepare_ffi_module
 from .bootdir import BootDir, connect_existing, qemu_running, read_qemu_pid
 from .ssh import (
     GuestCommandError,
@@ -141,6 +142,8 @@ class Guest:
             raise GuestError(f"no kernel image at {bzimage}: build it first")
         _check_shared_with_guest()
         check_launch_tools()
+        with suppress(OSError):  # a read-only install: the guest parses the cdef itself
+            prepare_ffi_module()
         kvm = cfg.accel == "kvm" or (cfg.accel == "auto" and kvm_usable(bzimage))
         guest = cls._launch(bzimage, cfg, kvm, idle)
         try:
