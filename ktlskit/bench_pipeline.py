@@ -23,12 +23,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,9 +145,37 @@ class BenchTree:
                 "KTLSKIT_CACHE": str(paths.cache_dir()), "KTLSKIT_PROJECT": str(self.project)}
 
     def ktlskit(self, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
-        exe = str(Path(sys.executable).with_name("ktlskit"))
-        return subprocess.run([exe, *args], env=self.env(), cwd=self.project,
+        return subprocess.run(_ktlskit_argv(args), env=self.env(), cwd=self.project,
                               capture_output=True, text=True, timeout=timeout, check=False)
+
+    def ktlskit_timeline(self, *args: str, timeout: float) -> tuple[int, list[str]]:
+        """``ktlskit ARGS`` here; its exit status and its output lines, each with the seconds
+        since start. After ``timeout`` seconds its whole process group is killed (its pytest
+        and their guests too, which hold the output pipe open): the status is then -9."""
+        start = time.monotonic()
+        proc = subprocess.Popen(_ktlskit_argv(args), env={**self.env(), "PYTHONUNBUFFERED": "1"},
+                                cwd=self.project, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        watchdog = threading.Timer(timeout, _kill_group, (proc,))
+        watchdog.start()
+        try:
+            assert proc.stdout is not None
+            lines = [f"{time.monotonic() - start:7.2f} {line.rstrip()}" for line in proc.stdout]
+            return proc.wait(), lines
+        finally:
+            watchdog.cancel()
+            if proc.poll() is None:
+                _kill_group(proc)
+                proc.wait()
+
+
+def _ktlskit_argv(args: tuple[str, ...]) -> list[str]:
+    return [str(Path(sys.executable).with_name("ktlskit")), *args]
+
+
+def _kill_group(proc: subprocess.Popen[str]) -> None:
+    with suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def _tree_source(tree: Path) -> KernelSource:
@@ -271,9 +301,8 @@ def _edit_to_answer(bt: BenchTree, bzimage: Path, cfg: GuestConfig,
         _edit(target, original)
         say("bench: edit -> answer (ktlskit retest, offload smoke test) ...")
         start = time.monotonic()
-        rc, timeline = _timed_lines([str(Path(sys.executable).with_name("ktlskit")), "retest",
-                                     "--profile", profile, "--cpus", str(cfg.cpus),
-                                     "--memory", cfg.memory], bt, timeout=1200)
+        rc, timeline = bt.ktlskit_timeline("retest", "--profile", profile, "--cpus",
+                                           str(cfg.cpus), "--memory", cfg.memory, timeout=1200)
         took = time.monotonic() - start
         if rc != 0:
             raise RuntimeError("ktlskit retest failed:\n" + "\n".join(timeline[-60:]))
@@ -284,21 +313,3 @@ def _edit_to_answer(bt: BenchTree, bzimage: Path, cfg: GuestConfig,
                    "ktlskit retest: check, sync, make, warm guest replaced, pytest -m smoke; "
                    "target <= 45"), timeline)
 
-
-def _timed_lines(argv: list[str], bt: BenchTree, timeout: float) -> tuple[int, list[str]]:
-    """Run ``argv`` in the bench project; its output lines, each with the seconds since start.
-    Killed after ``timeout`` seconds (its status is then -9)."""
-    start = time.monotonic()
-    proc = subprocess.Popen(argv, env={**bt.env(), "PYTHONUNBUFFERED": "1"}, cwd=bt.project,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    watchdog = threading.Timer(timeout, proc.kill)
-    watchdog.start()
-    try:
-        assert proc.stdout is not None
-        lines = [f"{time.monotonic() - start:7.2f} {line.rstrip()}" for line in proc.stdout]
-        return proc.wait(), lines
-    finally:
-        watchdog.cancel()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()

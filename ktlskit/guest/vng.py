@@ -55,8 +55,8 @@ TCG_CPU = "max,-avx,-avx2,-f16c,-fma,-vaes,-vpclmulqdq"
 #: 512 of a guest's 615 device nodes, and virtme-ng-init runs udev's coldplug and settle
 #: over every device before the guest's script starts. Nothing in a guest uses them (sshd and
 #: the tests take Unix 98 PTYs from ``/dev/pts``). Measured on the default kernel under TCG,
-#: ``vng --run ... -- true`` with this argument: boot to the script 10.3-10.9 s instead of
-#: 14.1-15.1 s, udev 2.1-2.6 s instead of 4.6-5.6 s (2026-12-01, two runs each).
+#: ``vng --run ... -- SCRIPT`` with this argument took 10.3-10.9 s from start to exit instead
+#: of 14.1-15.1 s, udev 2.1-2.6 s instead of 4.6-5.6 s (2026-12-01, two runs each).
 NO_LEGACY_PTYS = "pty.legacy_count=0"
 
 
