@@ -21,6 +21,7 @@ from pathlib import Path
 
 NETNS_RUN = Path("/run/netns")
 CLONE_NEWNET = 0x40000000
+MNT_DETACH = 2
 SIOCETHTOOL = 0x8946
 ETHTOOL_GSTRINGS = 0x1B
 ETHTOOL_GSTATS = 0x1D
@@ -37,6 +38,14 @@ def _setns(fd: int) -> None:
     if _libc.setns(fd, CLONE_NEWNET) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"setns: {os.strerror(err)}")
+
+
+def unmount_detached(path: Path) -> None:
+    """``umount2(path, MNT_DETACH)``; a path that is not a mount point (EINVAL) is left be."""
+    if _libc.umount2(os.fsencode(path), MNT_DETACH) != 0:
+        err = ctypes.get_errno()
+        if err != errno.EINVAL:
+            raise OSError(err, f"umount {path}: {os.strerror(err)}")
 
 
 def names() -> list[str]:
@@ -62,59 +71,69 @@ def entered(ns: str) -> Iterator[None]:
         os.close(own)
 
 
-def _ethtool(sock: socket.socket, ifname: str, request: ctypes.Array[ctypes.c_char]) -> None:
-    """One SIOCETHTOOL call; ``request`` is read and written in place by the kernel."""
+def ethtool_ioctl(sock: socket.socket, ifname: str, request: ctypes.Array[ctypes.c_char]) -> int:
+    """One SIOCETHTOOL call; ``request`` is read and written in place by the kernel. Returns
+    the ioctl's value (``ETHTOOL_SFEATURES`` answers with flags there)."""
     if not 0 < len(ifname.encode()) < IFNAMSIZ:
         raise ValueError(f"not an interface name: {ifname!r}")
-    ifreq = struct.pack("16sP16x", ifname.encode(), ctypes.addressof(request))  # struct ifreq
-    fcntl.ioctl(sock.fileno(), SIOCETHTOOL, ifreq)
+    ifreq = bytearray(struct.pack("16sP16x", ifname.encode(), ctypes.addressof(request)))
+    return fcntl.ioctl(sock.fileno(), SIOCETHTOOL, ifreq, True)  # struct ifreq
 
 
-def _stats_count(sock: socket.socket, ifname: str) -> int:
-    req = ctypes.create_string_buffer(struct.pack("=IIQI", ETHTOOL_GSSET_INFO, 0,
-                                                  1 << ETH_SS_STATS, 0))
-    _ethtool(sock, ifname, req)
+def string_count(sock: socket.socket, ifname: str, sset: int) -> int:
+    """How many strings the device has in string set ``sset`` (0 when it has no such set)."""
+    req = ctypes.create_string_buffer(struct.pack("=IIQI", ETHTOOL_GSSET_INFO, 0, 1 << sset, 0))
+    ethtool_ioctl(sock, ifname, req)
     _cmd, _res, mask, count = struct.unpack_from("=IIQI", req.raw)
-    return count if mask & (1 << ETH_SS_STATS) else 0
+    return count if mask & (1 << sset) else 0
+
+
+def strings(sock: socket.socket, ifname: str, sset: int, n: int) -> list[str] | None:
+    """The ``n`` strings of set ``sset``; None when the driver's count changed meanwhile
+    (a recent kernel then answers with a count of 0, an older one with its new count; the
+    buffer has room for an older kernel that writes more than asked)."""
+    buf = ctypes.create_string_buffer(struct.pack("=III", ETHTOOL_GSTRINGS, sset, n)
+                                      + bytes((n + SLACK) * ETH_GSTRING_LEN))
+    ethtool_ioctl(sock, ifname, buf)
+    if struct.unpack_from("=I", buf.raw, 8)[0] != n:
+        return None
+    raw = buf.raw[12:12 + n * ETH_GSTRING_LEN]
+    return [raw[i:i + ETH_GSTRING_LEN].split(b"\0", 1)[0].decode()
+            for i in range(0, len(raw), ETH_GSTRING_LEN)]
+
+
+def socket_in(ns: str | None) -> socket.socket:
+    """A datagram socket for ioctls, in namespace ``ns`` (None: this thread's)."""
+    if not ns:
+        return socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with entered(ns):
+        return socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 
 
 def ethtool_stats(ifname: str, ns: str | None = None) -> dict[str, int]:
     """``ethtool -S IFNAME`` as a dict (empty when the driver has no statistics)."""
-    if ns:
-        with entered(ns):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    else:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    with sock:
+    with socket_in(ns) as sock:
         for _ in range(3):
             try:
-                n = _stats_count(sock, ifname)
+                n = string_count(sock, ifname, ETH_SS_STATS)
             except OSError as exc:
                 if exc.errno == errno.EOPNOTSUPP:
                     return {}
                 raise
             if n == 0:
                 return {}
-            got = _strings_and_values(sock, ifname, n)
+            got = _stats(sock, ifname, n)
             if got is not None:
                 return got
     raise OSError(errno.EAGAIN, f"{ifname}: its number of statistics keeps changing")
 
 
-def _strings_and_values(sock: socket.socket, ifname: str, n: int) -> dict[str, int] | None:
-    """Names and values of ``n`` statistics; None when the driver's count changed meanwhile
-    (a recent kernel then answers with a count of 0, an older one with its new count; the
-    buffers have room for an older kernel that writes more than asked)."""
-    room = n + SLACK
-    strings = ctypes.create_string_buffer(struct.pack("=III", ETHTOOL_GSTRINGS, ETH_SS_STATS, n)
-                                          + bytes(room * ETH_GSTRING_LEN))
-    _ethtool(sock, ifname, strings)
-    stats = ctypes.create_string_buffer(struct.pack("=II", ETHTOOL_GSTATS, n) + bytes(8 * room))
-    _ethtool(sock, ifname, stats)
-    if (struct.unpack_from("=I", strings.raw, 8)[0] != n
-            or struct.unpack_from("=I", stats.raw, 4)[0] != n):
+def _stats(sock: socket.socket, ifname: str, n: int) -> dict[str, int] | None:
+    """Names and values of ``n`` statistics; None when the driver's count changed meanwhile."""
+    keys = strings(sock, ifname, ETH_SS_STATS, n)
+    values = ctypes.create_string_buffer(struct.pack("=II", ETHTOOL_GSTATS, n)
+                                         + bytes(8 * (n + SLACK)))
+    ethtool_ioctl(sock, ifname, values)
+    if keys is None or struct.unpack_from("=I", values.raw, 4)[0] != n:
         return None
-    raw = strings.raw[12:12 + n * ETH_GSTRING_LEN]
-    keys = [raw[i:i + ETH_GSTRING_LEN].split(b"\0", 1)[0].decode()
-            for i in range(0, len(raw), ETH_GSTRING_LEN)]
-    return dict(zip(keys, struct.unpack_from(f"={n}Q", stats.raw, 8), strict=True))
+    return dict(zip(keys, struct.unpack_from(f"={n}Q", values.raw, 8), strict=True))

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from . import netnsenter
+from . import ethfeatures, netnsenter
 from .cleanup import Defer
 from .errors import KtlskitError
 
@@ -114,20 +114,15 @@ def _address(ns: str, ifname: str, v4: str, v6: str) -> None:
         f"link set dev {ifname} up", "link set dev lo up")
 
 
-def _ip_netns(*args: str) -> None:
-    """``ip netns ...`` with a timeout. pyroute2's netns.create() waits for a helper child
-    with a short fixed timeout that a loaded TCG guest (KASAN kernel) can miss."""
-    res = subprocess.run(["ip", "netns", *args], capture_output=True, text=True, timeout=120,
-                         check=False)
-    if res.returncode:
-        raise TopologyError(f"ip netns {' '.join(args)}: {(res.stderr or res.stdout).strip()}")
-
-
 # ---- undo steps (module-level: they are journaled by name) --------------------
 
 def delete_namespace(name: str) -> None:
-    if (netnsenter.NETNS_RUN / name).exists():
-        _ip_netns("delete", name)
+    """``ip netns delete`` without a process: the namespace lives on while its file is
+    bind-mounted, so detach the mount and remove the file."""
+    path = netnsenter.NETNS_RUN / name
+    if path.exists():
+        netnsenter.unmount_detached(path)
+        path.unlink()
 
 
 def delete_link(ifname: str) -> None:
@@ -144,13 +139,17 @@ def delete_nsim(dev_id: int) -> None:
 # ---- builders ------------------------------------------------------------------
 
 def _namespaces(names: Names, undo: Defer) -> None:
+    """Both namespaces with one ``ip -batch`` (it returns to its own namespace after each
+    ``netns add``); their undo is registered first, so a batch that fails half way is undone."""
     for ns in names.ns:
         if (netnsenter.NETNS_RUN / ns).exists():
             raise TopologyError(f"topology step 'create namespace {ns}' failed: it exists "
                                 "(another run's, or a leftover: python -m ktlskit.topologies "
                                 "teardown --all)")
-        _step(f"create namespace {ns}", lambda ns=ns: _ip_netns("add", ns))
+    for ns in names.ns:
         undo.defer(delete_namespace, ns)
+    _step(f"create namespaces {' '.join(names.ns)}",
+          lambda: _ip("", *(f"netns add {ns}" for ns in names.ns)))
 
 
 def build_loopback(names: Names, undo: Defer) -> Topology:
@@ -173,10 +172,14 @@ def build_veth(names: Names, undo: Defer) -> Topology:
                     run_id=names.run_id)
 
 
-def _nsim_netdev(dev_id: int) -> int:
-    """The ifindex of the device's port: names are unstable while udev renames it."""
+def _udev_settle() -> None:
+    """Wait until udev has handled the new ports (it renames them)."""
     subprocess.run(["udevadm", "settle", "-t", "30"], capture_output=True, timeout=60,
                    check=False)
+
+
+def _nsim_netdev(dev_id: int) -> int:
+    """The ifindex of the device's port: names are unstable while udev renames it."""
     ndir = NSIM_BUS / "devices" / f"netdevsim{dev_id}" / "net"
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -192,21 +195,22 @@ def build_netdevsim(names: Names, undo: Defer) -> Topology:
         raise TopologyError("topology step 'netdevsim bus' failed: no /sys/bus/netdevsim "
                             "(kernel without CONFIG_NETDEVSIM)")
     _namespaces(names, undo)
-    for dev_id, ns, new in zip(names.nsim_ids, names.ns, names.ifnames, strict=True):
+    for dev_id in names.nsim_ids:
         if (NSIM_BUS / "devices" / f"netdevsim{dev_id}").exists():
             raise TopologyError(f"topology step 'new netdevsim{dev_id}' failed: the id is "
                                 "taken (another run's, or a leftover)")
         _step(f"new netdevsim{dev_id}",
               lambda d=dev_id: (NSIM_BUS / "new_device").write_text(f"{d} 1 1"))
         undo.defer(delete_nsim, dev_id)
+    _udev_settle()
+    moves = []
+    for dev_id, ns, new in zip(names.nsim_ids, names.ns, names.ifnames, strict=True):
         idx = _step(f"find netdevsim{dev_id}'s port", lambda d=dev_id: _nsim_netdev(d))
-
-        def move(idx: int = idx, ns: str = ns, new: str = new) -> None:
-            # by index: the name was udev's until now (settled in _nsim_netdev)
-            old = socket.if_indextoname(idx)
-            _ip("", f"link set dev {old} name {new}", f"link set dev {new} netns {ns}")
-
-        _step(f"move netdevsim{dev_id}'s port (ifindex {idx}) into {ns} as {new}", move)
+        # by index: the name was udev's until now (settled above)
+        old = _step(f"name of netdevsim{dev_id}'s port (ifindex {idx})",
+                    lambda idx=idx: socket.if_indextoname(idx))
+        moves += [f"link set dev {old} name {new}", f"link set dev {new} netns {ns}"]
+    _step(f"move the netdevsim ports into {' and '.join(names.ns)}", lambda: _ip("", *moves))
     _step("link netdevsim ports", lambda: _link_nsim(names))
     (ns_a, ns_b), (if_a, if_b) = names.ns, names.ifnames
     _step(f"address {if_a}", lambda: _address(ns_a, if_a, V4[0], V6[0]))
@@ -231,49 +235,27 @@ TLS_FEATURES = ("tls-hw-tx-offload", "tls-hw-rx-offload")
 
 
 def set_offload(topo: Topology, on: bool) -> None:
-    """Turn the devices' TLS offload features on or off (``ethtool -K``), and check with
-    ``ethtool -k`` that they are (ethtool exits 0 when it changed only some of the features).
+    """Turn the devices' TLS offload features on or off (``ethtool -K`` as an ioctl), and
+    check that they took (the kernel changes what it can and says nothing of the rest).
 
     RX offload needs RX checksumming (the kernel drops ``tls-hw-rx-offload`` without it),
-    which netdevsim leaves off by default: turning offload on asks for ``rx`` in the same
-    request (the kernel fixes up the wanted features as a whole, so the order within one
-    request does not matter; one ``ethtool`` less per device under TCG).
+    which netdevsim leaves off by default: turning offload on asks for ``rx-checksum`` in
+    the same request (the kernel fixes up the wanted features as a whole, so the order
+    within one request does not matter).
     """
-    state = "on" if on else "off"
     if not topo.devices:
         raise TopologyError(f"--offload needs a device; topology {topo.kind} has none")
+    state = "on" if on else "off"
+    wanted = dict.fromkeys(TLS_FEATURES, on) | ({"rx-checksum": True} if on else {})
     for dev in topo.devices:
         ns, _, ifname = dev.rpartition("/")
-        _ethtool(ns, ["-K", ifname, *(["rx", "on"] if on else []),
-                      *[w for f in TLS_FEATURES for w in (f, state)]])
-        shown = _features(_ethtool(ns, ["-k", ifname]))
-        wrong = [f"{f}: {shown.get(f, 'absent')}" for f in TLS_FEATURES
-                 if not shown.get(f, "").startswith(state)]
+        what = f"ethtool -K {ifname} tls-hw-*-offload {state}"
+        now = _step(what, lambda ifname=ifname, ns=ns: ethfeatures.set_features(
+            ifname, wanted, ns or None))
+        wrong = ethfeatures.not_taken(dict.fromkeys(TLS_FEATURES, on), now)
         if wrong:
-            raise TopologyError(f"topology step 'ethtool -K {ifname} tls-hw-*-offload {state}' "
-                                f"did not take: {'; '.join(wrong)}")
+            raise TopologyError(f"topology step '{what}' did not take: {'; '.join(wrong)}")
         topo.offload = on
-
-
-def _ethtool(ns: str, args: list[str]) -> str:
-    argv = ["ethtool", *args]
-    if ns:
-        argv = ["ip", "netns", "exec", ns, *argv]
-    res = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
-    if res.returncode != 0:
-        raise TopologyError(f"topology step '{' '.join(argv[-len(args) - 1:])}' failed: "
-                            f"{(res.stderr or res.stdout).strip()}")
-    return res.stdout
-
-
-def _features(text: str) -> dict[str, str]:
-    """``ethtool -k`` output as feature -> state (``on``, ``off [fixed]``, ...)."""
-    out = {}
-    for line in text.splitlines():
-        name, sep, value = line.strip().partition(": ")
-        if sep:
-            out[name] = value.strip()
-    return out
 
 
 # ---- the fixed-name pair ktlskit/offload/ uses (until it takes Names) -----------

@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-import cffi
-
 from ktlskit.errors import KtlskitError
 
 # --- versions -------------------------------------------------------------------------------
@@ -149,6 +147,8 @@ def _load_ffi() -> Any:
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
             return module.ffi
+    import cffi  # the parse needs cffi's Python half (and pycparser): only here
+
     parsed = cffi.FFI()
     parsed.cdef(src)
     return parsed
@@ -162,6 +162,8 @@ def prepare_ffi_module() -> Path:
     if path.is_file():
         return path
     path.parent.mkdir(exist_ok=True)
+    import cffi
+
     builder = cffi.FFI()
     builder.cdef(src)
     builder.set_source(f"ktlskit._cffi.{path.stem}", None)

@@ -1,5 +1,6 @@
-"""The call seam on this machine (LocalHost): a ktlskit function runs in a fresh Python and
-its typed result comes back; errors come back typed; only ktlskit functions are callable."""
+"""The call seam on this machine (LocalHost): a ktlskit function runs in a fresh Python, or in
+a worker of the call server (as in a guest), and its typed result comes back; errors come back
+typed; only ktlskit functions are callable."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from callserved import ServedLocalHost
 
 from ktlskit import peer, peerrun, tlsstats, topology
 from ktlskit.hosts.call import CallError, RemoteError, call, command, decode, encode, start
@@ -15,10 +17,12 @@ from ktlskit.tlsstats import Snapshot, SocketTls
 from ktlskit.topology import Names, Topology
 
 
-@pytest.fixture(scope="module")
-def host() -> Iterator[LocalHost]:
-    h = LocalHost()
+@pytest.fixture(scope="module", params=["python", "served"])
+def host(request: pytest.FixtureRequest) -> Iterator[LocalHost]:
+    h = LocalHost() if request.param == "python" else ServedLocalHost()
     yield h
+    if isinstance(h, ServedLocalHost):
+        assert h.refused == 0 and h.served_count > 0
     h.close()
 
 

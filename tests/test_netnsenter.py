@@ -4,10 +4,8 @@ and a real network namespace, compared with iproute2 and ethtool themselves."""
 from __future__ import annotations
 
 import os
-import secrets
 import socket
 import subprocess
-from collections.abc import Iterator
 
 import pytest
 
@@ -24,26 +22,6 @@ def _ethtool_s(*prefix: str, ifname: str) -> dict[str, int]:
         key, _, value = line.strip().rpartition(": ")
         out[key] = int(value)
     return out
-
-
-@pytest.fixture()
-def veth_in_netns() -> Iterator[tuple[str, str, str]]:
-    """(namespace, host-side ifname, namespace-side ifname), removed afterwards."""
-    tag = secrets.token_hex(3)
-    ns, a, b = f"ktlskit-t-{tag}", f"kt{tag}a", f"kt{tag}b"
-    try:
-        _sh("ip", "netns", "add", ns)
-    except (OSError, subprocess.CalledProcessError) as exc:
-        pytest.skip(f"cannot create a network namespace here: {exc}")
-    try:
-        _sh("ip", "link", "add", a, "type", "veth", "peer", "name", b)
-        _sh("ip", "link", "set", b, "netns", ns)
-        _sh("ip", "-n", ns, "addr", "add", "198.51.100.7/24", "dev", b)
-        _sh("ip", "-n", ns, "link", "set", b, "up")
-        yield ns, a, b
-    finally:
-        subprocess.run(["ip", "link", "del", a], capture_output=True, check=False, timeout=30)
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False, timeout=30)
 
 
 def test_stats_match_ethtool_on_the_host(veth_in_netns: tuple[str, str, str]) -> None:

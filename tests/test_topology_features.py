@@ -1,28 +1,29 @@
-"""Reading ``ethtool -k``: the TLS offload features' states, as the kernel prints them."""
+"""The TLS offload features' states as ethtool -k words, and which wanted ones did not take
+(the kernel's answers are read for real in test_ethfeatures.py)."""
 
-from ktlskit.topology import TLS_FEATURES, _features
+from ktlskit.ethfeatures import Feature, not_taken
+from ktlskit.topology import TLS_FEATURES
 
-# ethtool 6.1 -k on a veth (excerpt) and on a netdevsim port with offload on
-VETH = """Features for kta0:
-rx-checksumming: on
-tx-checksumming: on
-tls-hw-tx-offload: off [fixed]
-tls-hw-rx-offload: off [fixed]
-tls-hw-record: off [fixed]
-"""
-NSIM = """Features for kta0:
-rx-checksumming: on
-tls-hw-tx-offload: on
-tls-hw-rx-offload: on
-"""
+FIXED_OFF = Feature(changeable=False, requested=False, active=False)
+ON = Feature(changeable=True, requested=True, active=True)
+# RX offload asked for while RX checksumming is off: the kernel leaves it off
+DROPPED = Feature(changeable=True, requested=True, active=False)
 
 
-def test_fixed_off_features_are_seen_as_off() -> None:
-    f = _features(VETH)
-    assert [f[n] for n in TLS_FEATURES] == ["off [fixed]", "off [fixed]"]
+def test_states_read_as_ethtool_prints_them() -> None:
+    assert [f.shown() for f in (FIXED_OFF, ON, DROPPED)] == [
+        "off [fixed]", "on", "off [requested on]"]
+    assert Feature(changeable=False, requested=True, active=True).shown() == "on [fixed]"
 
 
-def test_features_that_took_are_on() -> None:
-    f = _features(NSIM)
-    assert all(f[n] == "on" for n in TLS_FEATURES)
-    assert f["rx-checksumming"] == "on"
+def test_a_device_without_tls_offload_names_both_features() -> None:
+    now = dict.fromkeys(TLS_FEATURES, FIXED_OFF)
+    assert not_taken(dict.fromkeys(TLS_FEATURES, True), now) == [
+        "tls-hw-tx-offload: off [fixed]", "tls-hw-rx-offload: off [fixed]"]
+    assert not_taken(dict.fromkeys(TLS_FEATURES, False), now) == []
+
+
+def test_rx_offload_dropped_by_the_kernel_is_caught() -> None:
+    now = {"tls-hw-tx-offload": ON, "tls-hw-rx-offload": DROPPED}
+    assert not_taken(dict.fromkeys(TLS_FEATURES, True), now) == [
+        "tls-hw-rx-offload: off [requested on]"]

@@ -38,7 +38,7 @@ def build_then_fail(names: Names, undo: Defer) -> Topology:
 
 
 def build_then_fail_and_undo_fails(names: Names, undo: Defer) -> Topology:
-    undo.defer(topology._ip_netns, "delete", f"{names.ns[0]}-not-there")
+    undo.defer(topology._ip, "", f"netns delete {names.ns[0]}-not-there")
     raise TopologyError("topology step 'address kta0' failed: test")
 
 
@@ -70,7 +70,7 @@ def test_a_failed_setup_leaves_no_journal(journals: Path) -> None:
 def test_a_failed_undo_is_reported_with_the_setup_error(journals: Path) -> None:
     names = Names.generate()
     with pytest.raises(TopologyError, match=r"address kta0.*and undoing the setup failed: "
-                                            r"undo failed: _ip_netns\('delete'"):
+                                            r"undo failed: _ip\(.., .netns delete"):
         topologies.build("build_then_fail_and_undo_fails", False, names)
 
 

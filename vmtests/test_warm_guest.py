@@ -109,9 +109,9 @@ def test_private_guests_still_stop_at_the_end(kernel_build: BuildResult) -> None
 
 
 def test_only_the_first_take_keeps_the_boot_caches(kernel_build: BuildResult) -> None:
-    """A fresh (prewarmed) guest is taken without a cache drop; every later take drops the
+    """A fresh guest is taken without a cache drop; every later take drops the
     9p caches, so a host file rewritten between two commands is read afresh."""
-    rec = warm.start(kernel_build.bzimage, CFG, idle=600, prewarm=True)
+    rec = warm.start(kernel_build.bzimage, CFG, idle=600)
     probe = paths.cache_dir() / "warm-coherence"
     probe.mkdir(exist_ok=True)
     f = probe / f"{os.getpid()}.txt"

@@ -90,7 +90,7 @@ def cmd_retest(args: argparse.Namespace) -> int:
     gcfg = guest_config(args)
     kopts = kernel_options(args)
     _, kb = ensure_kernel(kopts)
-    warm.start(kb.bzimage, gcfg, prewarm=True)
+    warm.start(kb.bzimage, gcfg)
     argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-o", "addopts=",
             "--kernel-profile", kopts.profile, "--guest-cpus", str(gcfg.cpus),
             "--guest-memory", gcfg.memory, *tests]

@@ -26,6 +26,11 @@ done
 # harness's console log), so an SSH failure is explained there.
 /usr/sbin/sshd -D -e $NOREXEC -f "$BOOT/sshd_config" &
 SSHD=$!
+# ktlskit's call server (ktlskit/guest/served.py): Python and ktlskit's imports once, here,
+# instead of in every call the harness makes; it lowers its priority until sshd is up.
+if [ -f "$BOOT/callserver.sh" ]; then
+	setsid sh "$BOOT/callserver.sh" </dev/null >"$RUN/callserver.log" 2>&1 &
+fi
 # Shell builtins where a command would do: every exec costs time under TCG.
 for d in /sys/class/net/*; do
 	read -r addr <"$d/address"

@@ -27,10 +27,12 @@ from pathlib import Path
 import paramiko
 
 from ..errors import KtlskitError
+from ..hosts.host import Process
 from ..hosts.splat import Splat
 from ..progress import say
 from ..uapi import prepare_ffi_module
 from .bootdir import BootDir, connect_existing, qemu_running, read_qemu_pid
+from .served import SCRIPT, CallServer, write_script
 from .ssh import (
     GuestCommandError,
     GuestProcess,
@@ -115,6 +117,8 @@ class Guest:
         self._tmpdir = ""
         self.splats_seen = 0
         self.name = f"guest 127.0.0.1:{boot.port} ({accel})"
+        self._served = CallServer(self._session, boot.dir / SCRIPT, self.name,
+                                  self._after_command, self._next_marker)
 
     # ---- lifecycle --------------------------------------------------------
 
@@ -167,6 +171,7 @@ class Guest:
     @classmethod
     def _launch(cls, bzimage: Path, cfg: GuestConfig, kvm: bool, idle: float | None) -> Guest:
         boot = BootDir.create()
+        write_script(boot.dir, cls.python)
         init = Path(__file__).with_name("guest-init.sh")
         netdev = f"user,id=kt0,hostfwd=tcp:127.0.0.1:{boot.port}-:22"
         argv = vng_argv(bzimage, kvm=kvm, cpus=cfg.cpus, memory=cfg.memory,
@@ -288,14 +293,25 @@ class Guest:
         the command ends by writing a marker to /dev/kmsg and the check waits
         until the marker reached the console: everything printed before it did too.
         """
-        self._syncs += 1
-        marker = f"ktlskit: sync {self._token}-{self._syncs}"
+        marker = self._next_marker()
         try:
             return self._session().run(command, timeout=timeout, check=check,
                                        epilogue=f"echo '{marker}' >/dev/kmsg 2>/dev/null")
         finally:
-            self._await_console(marker, 10)
-            self.check(f"while running {command!r}")
+            self._after_command(marker, command)
+
+    def _next_marker(self) -> str:
+        self._syncs += 1
+        return f"ktlskit: sync {self._token}-{self._syncs}"
+
+    def _after_command(self, marker: str, command: str) -> None:
+        self._await_console(marker, 10)
+        self.check(f"while running {command!r}")
+
+    def served(self, request: str, netns: str, command: str,
+               timeout: float | None) -> Process | None:
+        """A call run by the guest's call server (``served.CallServer``), or None."""
+        return self._served.process(request, netns, command, timeout)
 
     def _await_console(self, marker: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -16,7 +16,6 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
@@ -31,11 +30,9 @@ from .watch import GuestError
 
 IDLE_TIMEOUT = 3600.0
 #: In a warm guest's boot directory until a command first takes it: its 9p caches then hold
-#: only what its own boot read (and a ``_prewarm()``), so the first take needs no cache drop.
+#: only what its own boot read (the call server's imports included), so the first take needs
+#: no cache drop.
 FRESH = "fresh"
-#: What ``_prewarm()`` imports: the call seam and the offload cases (the smoke test's path),
-#: which pull in cffi, cryptography and most of ktlskit.
-PREWARM_MODULES = ("ktlskit.hosts.call", "ktlskit.offload.run")
 
 
 @dataclass(frozen=True)
@@ -85,10 +82,8 @@ def find(bzimage: Path) -> WarmRecord | None:
     return rec
 
 
-def _start(bzimage: Path, cfg: GuestConfig, idle: float, prewarm: bool = False) -> WarmRecord:
+def _start(bzimage: Path, cfg: GuestConfig, idle: float) -> WarmRecord:
     guest = Guest.start(bzimage, cfg, idle=idle)
-    if prewarm:
-        _prewarm(guest)
     guest.detach()
     (guest.boot_dir / FRESH).touch()
     rec = WarmRecord(str(guest.boot_dir), str(bzimage), image_id(bzimage), cfg.cpus,
@@ -96,18 +91,6 @@ def _start(bzimage: Path, cfg: GuestConfig, idle: float, prewarm: bool = False) 
     _registry(bzimage).write_text(json.dumps(asdict(rec), indent=1) + "\n")
     say(f"warm guest up: {guest.boot_dir} (powers off after {idle:.0f}s unused)")
     return rec
-
-
-def _prewarm(guest: Guest) -> None:
-    """Import ``PREWARM_MODULES`` in the background of a guest that just booted, so the
-    first command finds Python and ktlskit in the guest's page cache (a Python start that
-    reads them over 9p took 4.0 s under TCG, 1.4 s from the cache). The first take keeps
-    these caches (``FRESH``): what the import read are the host's files of this moment, which
-    is right for a caller that takes the guest at once (``retest``), not for one that boots
-    a guest and edits code before using it (``boot --detach``)."""
-    code = shlex.quote(f"import {', '.join(PREWARM_MODULES)}")
-    guest.run_detached(f"{shlex.quote(Guest.python)} -c {code}")
-    say("warm guest: importing ktlskit in the background")
 
 
 def _stop(bzimage: Path, rec: WarmRecord, why: str) -> None:
@@ -127,17 +110,15 @@ def _discard(bzimage: Path, rec: WarmRecord, why: str) -> None:
     _registry(bzimage).unlink(missing_ok=True)
 
 
-def start(bzimage: Path, cfg: GuestConfig, idle: float = IDLE_TIMEOUT, *,
-          prewarm: bool = False) -> WarmRecord:
-    """The warm guest for this kernel: the running one if it is current, else a new one
-    (``prewarm``: one about to be used at once, see ``_prewarm()``)."""
+def start(bzimage: Path, cfg: GuestConfig, idle: float = IDLE_TIMEOUT) -> WarmRecord:
+    """The warm guest for this kernel: the running one if it is current, else a new one."""
     with _registry_lock(bzimage):
         rec = find(bzimage)
         if rec is not None and rec.image == image_id(bzimage) and rec.fits(cfg):
             return rec
         if rec is not None:
             _discard(bzimage, rec, "replaced (kernel rebuilt or other CPUs/memory)")
-        return _start(bzimage, cfg, idle, prewarm)
+        return _start(bzimage, cfg, idle)
 
 
 def stop(bzimage: Path) -> bool:
@@ -172,7 +153,7 @@ def _current(bzimage: Path, cfg: GuestConfig) -> WarmRecord | None:
             return None
         if rec.image != image_id(bzimage):
             _discard(bzimage, rec, "its kernel is not the current build")
-            return _start(bzimage, cfg, rec.idle, prewarm=True)  # taken at once, below
+            return _start(bzimage, cfg, rec.idle)  # taken at once, below
         return rec
 
 

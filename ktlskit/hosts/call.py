@@ -5,11 +5,13 @@
     result = server.result(timeout=600)                           # a peer.Result
 
 The host runs ``PYTHON -m ktlskit.hosts.call REQUEST`` (REQUEST: JSON naming the function and
-its arguments), optionally under ``ip netns exec``. Arguments and the return value travel as
-JSON and are rebuilt into the function's annotated types (dataclasses, lists, tuples) on
-each side. The result is the one stdout line tagged ``ktlskit-result:``; a ``KtlskitError``
-there comes back as ``RemoteError`` with its type and message; anything else as
-``CallError`` with the output's tail. Only functions of the ktlskit package can be called.
+its arguments), optionally under ``ip netns exec``; a host with a call server (a guest:
+``CallServing``, ``callserver``) runs the same ``serve(REQUEST)`` in a forked worker instead.
+Arguments and the return value travel as JSON and are rebuilt into the function's annotated
+types (dataclasses, lists, tuples) on each side. The result is the one stdout line tagged
+``ktlskit-result:``; a ``KtlskitError`` there comes back as ``RemoteError`` with its type and
+message; anything else as ``CallError`` with the output's tail. Only functions of the ktlskit
+package can be called.
 
 Stdlib only: this runs on remote machines.
 """
@@ -27,7 +29,7 @@ import types
 import typing
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from ..errors import KtlskitError
 from .host import Host, HostError, HostResult, Process
@@ -119,14 +121,38 @@ def _resolve(name: str) -> Callable[..., object]:
 
 # ---- the caller's side -------------------------------------------------------
 
+@typing.runtime_checkable
+class CallServing(Protocol):
+    """A host with a fork server for calls (a guest: ``callserver``), which saves the Python
+    start of each call. ``served`` returns None when the server cannot take the call now; the
+    call then runs as ``command()``."""
+
+    def served(self, request: str, netns: str, command: str,
+               timeout: float | None) -> Process | None: ...
+
+
+def request_json(fn: Callable[..., object], args: Sequence[object] = (),
+                 kwargs: dict[str, object] | None = None) -> str:
+    """What ``serve()`` takes: the function's name and its arguments, as JSON."""
+    _check_kwargs(fn, kwargs or {})
+    return json.dumps({"fn": _qualified(fn), "args": encode(list(args)),
+                       "kwargs": encode(kwargs or {})})
+
+
 def command(host: Host, fn: Callable[..., object], args: Sequence[object] = (),
             kwargs: dict[str, object] | None = None, netns: str = "") -> str:
     """The shell command that runs ``fn(*args, **kwargs)`` on ``host`` (in ``netns``)."""
-    _check_kwargs(fn, kwargs or {})
-    request = json.dumps({"fn": _qualified(fn), "args": encode(list(args)),
-                          "kwargs": encode(kwargs or {})})
+    request = request_json(fn, args, kwargs)
     line = f"{shlex.quote(host.python)} -m ktlskit.hosts.call {shlex.quote(request)}"
     return f"ip netns exec {shlex.quote(netns)} {line}" if netns else line
+
+
+def _served(host: Host, fn: Callable[..., object], args: Sequence[object],
+            kwargs: dict[str, object], netns: str, timeout: float | None) -> Process | None:
+    if not isinstance(host, CallServing):
+        return None
+    return host.served(request_json(fn, args, kwargs), netns,
+                       command(host, fn, args, kwargs, netns), timeout)
 
 
 def result_of(host: Host, fn: Callable[..., T], res: HostResult) -> T:
@@ -146,6 +172,9 @@ def result_of(host: Host, fn: Callable[..., T], res: HostResult) -> T:
 def call(host: Host, fn: Callable[..., T], *args: object, netns: str = "",
          timeout: float = DEFAULT_TIMEOUT, **kwargs: object) -> T:
     """``fn(*args, **kwargs)`` on ``host``, its result as ``fn`` annotates it."""
+    served = _served(host, fn, args, kwargs, netns, timeout)
+    if served is not None:
+        return result_of(host, fn, served.wait(timeout + 15, check=False))
     res = host.run(command(host, fn, args, kwargs, netns), timeout=timeout, check=False)
     return result_of(host, fn, res)
 
@@ -180,6 +209,9 @@ class Pending(Generic[T]):
 def start(host: Host, fn: Callable[..., T], *args: object, netns: str = "",
           timeout: float | None = None, **kwargs: object) -> Pending[T]:
     """Start ``fn(*args, **kwargs)`` on ``host`` without waiting for it."""
+    served = _served(host, fn, args, kwargs, netns, timeout)
+    if served is not None:
+        return Pending(host, fn, served)
     return Pending(host, fn, host.spawn(command(host, fn, args, kwargs, netns),
                                         timeout=timeout))
 

@@ -6,7 +6,7 @@ import socket
 import struct
 import subprocess
 
-from .. import netnsenter, topology
+from .. import ethfeatures, netnsenter, topology
 
 PORT = 4500
 IO_TIMEOUT = 120.0  # seconds any single socket operation may block
@@ -27,11 +27,15 @@ def run_in(ns: str, *argv: str) -> None:
 
 
 def ethtool_k(ns: str, dev: str, **features: bool) -> None:
-    """``ethtool -K`` in a namespace, e.g. ``tls_hw_rx_offload=False``."""
-    argv = ["ethtool", "-K", dev]
-    for name, on in features.items():
-        argv += [name.replace("_", "-"), "on" if on else "off"]
-    run_in(ns, *argv)
+    """``ethtool -K`` in a namespace, e.g. ``tls_hw_rx_offload=False``; a feature that did
+    not take is a CaseFailure naming its state."""
+    wanted = {name.replace("_", "-"): on for name, on in features.items()}
+    try:
+        wrong = ethfeatures.not_taken(wanted, ethfeatures.set_features(dev, wanted, ns))
+    except (OSError, ValueError) as exc:
+        raise CaseFailure(f"ethtool -K {dev} in {ns}: {exc}") from exc
+    if wrong:
+        raise CaseFailure(f"ethtool -K {dev} in {ns} did not take: {'; '.join(wrong)}")
 
 
 def tc(ns: str, *args: str) -> None:
