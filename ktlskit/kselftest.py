@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import ktap
+from . import kselftest_shard, ktap
 from .errors import KtlskitError
 from .hosts import Host
 from .kernel.build import BuildResult, make
@@ -137,19 +137,36 @@ def build_selftest(kbuild: BuildResult, name: str) -> tuple[Path, list[str]]:
 
 
 def run_selftest(guest: Host, kbuild: BuildResult, name: str, *, timeout: float = RUN_TIMEOUT,
-                 retry: bool = True) -> KselftestRun:
+                 retry: bool = True, shards: int = 1) -> KselftestRun:
     """Build ``name`` from ``kbuild``'s tree and run it on ``guest`` (a guest of that kernel:
     ``ktlskit kselftest`` boots one, the vmtests use the session's); with ``retry``, cases the
-    harness killed for time run again alone (``rerun_timeouts``)."""
+    harness killed for time run again alone (``rerun_timeouts``); a single harness program
+    runs as ``shards`` concurrent shards (``kselftest_shard``)."""
     workdir, argv = build_selftest(kbuild, name)
-    return run_built(guest, kbuild, name, workdir, argv, timeout=timeout, retry=retry)
+    return run_built(guest, kbuild, name, workdir, argv, timeout=timeout, retry=retry,
+                     shards=shards)
 
 
 def run_built(guest: Host, kbuild: BuildResult, name: str, workdir: Path, argv: list[str], *,
-              timeout: float = RUN_TIMEOUT, retry: bool = True) -> KselftestRun:
+              timeout: float = RUN_TIMEOUT, retry: bool = True, shards: int = 1) -> KselftestRun:
     """``run_selftest`` for what ``build_selftest`` returned."""
-    run = run_in_guest(guest, workdir, argv, name, timeout=timeout)
+    if shards > 1 and len(argv) == 1 and not name.endswith(".py"):
+        run = run_sharded(guest, argv, name, shards, timeout=timeout)
+    else:
+        run = run_in_guest(guest, workdir, argv, name, timeout=timeout)
     return rerun_timeouts(guest, run, argv, kbuild=kbuild) if retry else run
+
+
+def run_sharded(guest: Host, argv: list[str], name: str, shards: int,
+                timeout: float = RUN_TIMEOUT) -> KselftestRun:
+    start = time.monotonic()
+    cases = kselftest_shard.list_cases(guest, argv)
+    argvs = kselftest_shard.shard_argvs(argv, cases, shards)
+    with step(f"running kselftest {name} in the guest: {len(cases)} cases in "
+              f"{len(argvs)} shards"):
+        results = kselftest_shard.run_shards(guest, "/tmp", argvs, timeout)
+    text, report, rc = kselftest_shard.merge(cases, results)
+    return KselftestRun(name, report, text, rc, round(time.monotonic() - start, 1))
 
 
 def run_in_guest(guest: Host, workdir: Path, argv: list[str], name: str,

@@ -28,6 +28,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     k.add_argument("--timeout", type=float, default=3600)
     k.add_argument("--json", action="store_true", help="totals and every case as JSON")
     k.add_argument("--ktap", action="store_true", help="print the test's own KTAP output")
+    k.add_argument("--shards", type=int, default=1, metavar="N",
+                   help="run a single harness program (e.g. net/tls) as N concurrent shards in "
+                        "the guest, its cases dealt in turn (for a guest with CPUs to spare: "
+                        "under TCG on 2 host cores it gained nothing)")
     k.add_argument("--no-retry", action="store_true",
                    help="do not run cases the harness killed for time again alone")
     add_machine_options(k)
@@ -39,6 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_kselftest(args: argparse.Namespace) -> int:
     env = net_env(args)
+    if args.shards < 1:
+        raise KselftestError(f"--shards {args.shards}: give 1 or more")
     if args.case and env is None:
         raise KselftestError("--case picks cases on machines an env file names: add --env")
     gcfg = guest_config(args)
@@ -51,7 +57,7 @@ def cmd_kselftest(args: argparse.Namespace) -> int:
     workdir, argv = build_selftest(kb, args.name)  # before the boot: a bad name costs none
     with Guest.boot(kb.bzimage, gcfg) as g:
         run = run_built(g, kb, args.name, workdir, argv, timeout=args.timeout,
-                        retry=not args.no_retry)
+                        retry=not args.no_retry, shards=args.shards)
     return _report(args, run)
 
 
