@@ -13,7 +13,8 @@ remembered source, builds and warm guests stay as they are:
 - boot to SSH;
 - ``ktlskit exec -- true`` against raw ``vng --run BZIMAGE ... -- true`` on the same kernel,
   interleaved, as a ratio (each run a fresh process from a plain environment);
-- edit → answer: with a warm guest up, one line of netdevsim changed, then ``ktlskit retest``
+- edit → answer: with a warm guest up and settled (its call server ready), one line of
+  netdevsim changed, then ``ktlskit retest``
   (rebuild, warm guest replaced by one on the new kernel, the offload smoke test) until it
   answers.
 """
@@ -37,6 +38,8 @@ from pathlib import Path
 from . import paths
 from .guest import Guest, GuestConfig, warm
 from .guest.vng import launch_env, tools_dir
+from .hosts import callserver
+from .hosts.call import call
 from .kernel import build, series, source
 from .kernel.build import make
 from .kernel.source import KernelSource
@@ -293,8 +296,12 @@ def _exec_vs_vng(bt: BenchTree, bzimage: Path, cfg: GuestConfig, profile: str,
 
 def _edit_to_answer(bt: BenchTree, bzimage: Path, cfg: GuestConfig,
                     profile: str) -> tuple[Timing, list[str]]:
-    """Warm guest up; one line of netdevsim changed; ``ktlskit retest`` until it answers."""
+    """Warm guest up and settled (its call server done importing, as in a guest a developer
+    has had up for a while); one line of netdevsim changed; ``ktlskit retest`` until it
+    answers."""
     warm.start(bzimage, cfg)
+    with warm.guest_for(bzimage, cfg) as g:
+        call(g, callserver.identity, timeout=120)
     target = bt.src.path / ONE_FILE
     original = target.read_bytes()
     try:

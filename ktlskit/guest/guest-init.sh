@@ -26,11 +26,6 @@ done
 # harness's console log), so an SSH failure is explained there.
 /usr/sbin/sshd -D -e $NOREXEC -f "$BOOT/sshd_config" &
 SSHD=$!
-# ktlskit's call server (ktlskit/guest/served.py): Python and ktlskit's imports once, here,
-# instead of in every call the harness makes; it lowers its priority until sshd is up.
-if [ -f "$BOOT/callserver.sh" ]; then
-	setsid sh "$BOOT/callserver.sh" </dev/null >"$RUN/callserver.log" 2>&1 &
-fi
 # Shell builtins where a command would do: every exec costs time under TCG.
 for d in /sys/class/net/*; do
 	read -r addr <"$d/address"
@@ -79,6 +74,12 @@ until grep -qs ':0016 [0-9A-F]*:0000 0A' /proc/net/tcp /proc/net/tcp6; do
 	sleep 0.05
 done
 echo "ktlskit-init: sshd up on $IF" >/dev/kmsg
+# ktlskit's call server (ktlskit/guest/served.py): Python and ktlskit's imports once, here,
+# instead of in every call the harness makes. Not before sshd is up: its reads over 9p
+# delayed sshd's start by about 2 s.
+if [ -f "$BOOT/callserver.sh" ]; then
+	setsid sh "$BOOT/callserver.sh" </dev/null >"$RUN/callserver.log" 2>&1 &
+fi
 # Block until the harness writes to the stop FIFO (no polling under TCG).
 mkfifo "$RUN/stop"
 read -r _ <"$RUN/stop"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import shlex
+import sysconfig
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -35,14 +36,19 @@ ENV = {"HOME": "/root", "USER": "root", "LOGNAME": "root", "SHELL": "/bin/sh",
 
 
 def write_script(boot_dir: Path, python: str) -> Path:
-    """The script guest-init.sh runs in the background (``$BOOT/callserver.sh``). The imports
-    run at nice 10, so sshd's start-up goes first; the server returns to 0 before it listens."""
+    """The script guest-init.sh runs in the background once sshd is up
+    (``$BOOT/callserver.sh``). Python runs without ``site`` (``-S``) and finds ktlskit and its
+    dependencies on PYTHONPATH: the editable install's path hook alone took 0.8 s of a
+    Python start under TCG."""
     preload = " ".join(f"--preload {m}" for m in PRELOAD)
-    env = " ".join(f"{k}={shlex.quote(v)}" for k, v in ENV.items())
+    paths = {str(Path(__file__).resolve().parents[2]), sysconfig.get_paths()["purelib"],
+             sysconfig.get_paths()["platlib"]}
+    env = " ".join(f"{k}={shlex.quote(v)}" for k, v in
+                   {**ENV, "PYTHONPATH": ":".join(sorted(paths))}.items())
     path = boot_dir / SCRIPT
     path.write_text(f"echo $$ >{PIDFILE}\ncd /root || cd /\n"
-                    f"exec env -i {env} nice -n 10 {shlex.quote(python)} "
-                    f"-m ktlskit.hosts.callserver --port {PORT} --renice {preload}\n")
+                    f"exec env -i {env} {shlex.quote(python)} -S "
+                    f"-m ktlskit.hosts.callserver --port {PORT} {preload}\n")
     return path
 
 

@@ -186,6 +186,7 @@ def _worker(req: dict[str, str], out_w: int, err_w: int) -> None:
         sys.stdin = open(0, closefd=False)  # noqa: SIM115 - the process's own fds
         sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
         sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+        os.environ.pop("PYTHONPATH", None)  # the server's own (served.write_script)
         if req.get("netns"):
             enter_netns(req["netns"])
         from ktlskit.hosts import call
@@ -236,8 +237,6 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m ktlskit.hosts.callserver")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--preload", action="append", default=[], metavar="MODULE")
-    p.add_argument("--renice", action="store_true",
-                   help="back to nice 0 once the imports are done (started under nice)")
     args = p.parse_args(argv)
     for name in ["ktlskit.hosts.call", *args.preload]:
         importlib.import_module(name)
@@ -245,8 +244,6 @@ def main(argv: list[str] | None = None) -> int:
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", args.port))
     listener.listen(64)
-    if args.renice:
-        os.setpriority(os.PRIO_PROCESS, 0, 0)
     loaded = stamp()
     print(f"ktlskit callserver: ready on 127.0.0.1:{args.port}", file=sys.stderr, flush=True)
     serve_forever(listener, loaded)
