@@ -63,6 +63,7 @@ class CallServer:
         self._after = after  # (marker, command): console sync and splat check
         self._marker = marker
         self._ready = False
+        self._waited = False
         self._said = False
 
     def _channel(self) -> paramiko.Channel | None:
@@ -85,7 +86,7 @@ class CallServer:
 
     def _connect(self) -> paramiko.Channel | None:
         chan = self._channel()
-        if chan is not None or self._ready:
+        if chan is not None or self._ready or self._waited:
             return chan
         if not self._alive():
             if not self._said:
@@ -97,6 +98,7 @@ class CallServer:
         while chan is None and time.monotonic() < deadline:
             time.sleep(0.2)
             chan = self._channel()
+        self._waited = chan is None  # a server that never got ready is not waited for again
         return chan
 
     def process(self, request: str, netns: str, command: str,
@@ -113,7 +115,7 @@ class CallServer:
                                       after=lambda: self._after(marker, command))
         except ServerRefused as exc:
             say(f"call server: {exc}; starting a new one")
-            self._ready = False
+            self._ready = self._waited = False
             self._restart()
             return None
 
