@@ -71,13 +71,12 @@ def entered(ns: str) -> Iterator[None]:
         os.close(own)
 
 
-def ethtool_ioctl(sock: socket.socket, ifname: str, request: ctypes.Array[ctypes.c_char]) -> int:
-    """One SIOCETHTOOL call; ``request`` is read and written in place by the kernel. Returns
-    the ioctl's value (``ETHTOOL_SFEATURES`` answers with flags there)."""
+def ethtool_ioctl(sock: socket.socket, ifname: str, request: ctypes.Array[ctypes.c_char]) -> None:
+    """One SIOCETHTOOL call; ``request`` is read and written in place by the kernel."""
     if not 0 < len(ifname.encode()) < IFNAMSIZ:
         raise ValueError(f"not an interface name: {ifname!r}")
-    ifreq = bytearray(struct.pack("16sP16x", ifname.encode(), ctypes.addressof(request)))
-    return fcntl.ioctl(sock.fileno(), SIOCETHTOOL, ifreq, True)  # struct ifreq
+    ifreq = struct.pack("16sP16x", ifname.encode(), ctypes.addressof(request))  # struct ifreq
+    fcntl.ioctl(sock.fileno(), SIOCETHTOOL, ifreq)
 
 
 def string_count(sock: socket.socket, ifname: str, sset: int) -> int:

@@ -246,13 +246,14 @@ def set_offload(topo: Topology, on: bool) -> None:
     if not topo.devices:
         raise TopologyError(f"--offload needs a device; topology {topo.kind} has none")
     state = "on" if on else "off"
-    wanted = dict.fromkeys(TLS_FEATURES, on) | ({"rx-checksum": True} if on else {})
+    tls = dict.fromkeys(TLS_FEATURES, on)
+    wanted = tls | ({"rx-checksum": True} if on else {})
     for dev in topo.devices:
         ns, _, ifname = dev.rpartition("/")
         what = f"ethtool -K {ifname} tls-hw-*-offload {state}"
         now = _step(what, lambda ifname=ifname, ns=ns: ethfeatures.set_features(
             ifname, wanted, ns or None))
-        wrong = ethfeatures.not_taken(dict.fromkeys(TLS_FEATURES, on), now)
+        wrong = ethfeatures.not_taken(tls, now)
         if wrong:
             raise TopologyError(f"topology step '{what}' did not take: {'; '.join(wrong)}")
         topo.offload = on

@@ -27,7 +27,8 @@ class ServedLocalHost(LocalHost):
         self.port = free_port()
         self.server = subprocess.Popen(
             [sys.executable, "-m", "ktlskit.hosts.callserver", "--port", str(self.port),
-             "--preload", "ktlskit.tlsstats"], stderr=subprocess.PIPE, text=True)
+             "--preload", "ktlskit.tlsstats"], stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, text=True)
         assert self.server.stderr is not None
         line = self.server.stderr.readline()
         assert "ready" in line, line

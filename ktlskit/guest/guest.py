@@ -117,8 +117,8 @@ class Guest:
         self._tmpdir = ""
         self.splats_seen = 0
         self.name = f"guest 127.0.0.1:{boot.port} ({accel})"
-        self._served = CallServer(self._session, boot.dir / SCRIPT, self.name,
-                                  self._after_command, self._next_marker)
+        self._served = CallServer(self._session, self.run_detached, boot.dir / SCRIPT,
+                                  self.name, self._after_command, self._next_marker)
 
     # ---- lifecycle --------------------------------------------------------
 

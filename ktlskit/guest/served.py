@@ -24,6 +24,7 @@ from .ssh import SshSession
 
 PORT = 7319
 PIDFILE = "/run/ktlskit/callserver.pid"
+LOG = "/run/ktlskit/callserver.log"  # guest-init.sh writes the first server's there too
 SCRIPT = "callserver.sh"
 #: What the server imports before it listens: the functions the harness calls in a guest.
 PRELOAD = ("ktlskit.offload.run", "ktlskit.topologies", "ktlskit.tlsstats", "ktlskit.peer",
@@ -55,15 +56,16 @@ def write_script(boot_dir: Path, python: str) -> Path:
 class CallServer:
     """The server of one guest, as one harness process sees it."""
 
-    def __init__(self, session: Callable[[], SshSession], script: Path, where: str,
-                 after: Callable[[str, str], None], marker: Callable[[], str]) -> None:
+    def __init__(self, session: Callable[[], SshSession], run_detached: Callable[[str], None],
+                 script: Path, where: str, after: Callable[[str, str], None],
+                 marker: Callable[[], str]) -> None:
         self._session = session
+        self._run_detached = run_detached
         self._script = script
         self._where = where
         self._after = after  # (marker, command): console sync and splat check
         self._marker = marker
-        self._ready = False
-        self._waited = False
+        self._settled = False  # it answered once, or never got ready: no more waiting
         self._said = False
 
     def _channel(self) -> paramiko.Channel | None:
@@ -86,19 +88,19 @@ class CallServer:
 
     def _connect(self) -> paramiko.Channel | None:
         chan = self._channel()
-        if chan is not None or self._ready or self._waited:
+        if chan is not None or self._settled:
             return chan
         if not self._alive():
             if not self._said:
-                say(f"the call server is not running in the {self._where} (its log: "
-                    "/run/ktlskit/callserver.log there); calls start Python")
+                say(f"the call server is not running in the {self._where} (its log: {LOG} "
+                    "there); calls start Python")
                 self._said = True
             return None
         deadline = time.monotonic() + READY_TIMEOUT
         while chan is None and time.monotonic() < deadline:
             time.sleep(0.2)
             chan = self._channel()
-        self._waited = chan is None  # a server that never got ready is not waited for again
+        self._settled = True
         return chan
 
     def process(self, request: str, netns: str, command: str,
@@ -106,7 +108,7 @@ class CallServer:
         chan = self._connect()
         if chan is None:
             return None
-        self._ready = True
+        self._settled = True
         marker = self._marker()
         try:
             return ServedProcess.open(chan, {"request": request, "netns": netns,
@@ -115,11 +117,10 @@ class CallServer:
                                       after=lambda: self._after(marker, command))
         except ServerRefused as exc:
             say(f"call server: {exc}; starting a new one")
-            self._ready = self._waited = False
+            self._settled = False
             self._restart()
             return None
 
     def _restart(self) -> None:
         with contextlib.suppress(HostError):
-            self._session().run(f"setsid -f sh {shlex.quote(str(self._script))} "
-                                "</dev/null >/run/ktlskit/callserver.log 2>&1", timeout=30)
+            self._run_detached(f"sh {shlex.quote(str(self._script))} >{LOG} 2>&1")

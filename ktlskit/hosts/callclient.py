@@ -64,12 +64,13 @@ class ServedProcess:
         self._rc: int | None = None
         self._done = threading.Event()
         self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
+        self._timer: threading.Timer | None = None
         if timeout is not None:
             self._timer = threading.Timer(timeout, self._time_out, (timeout,))
             self._timer.daemon = True
             self._timer.start()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
 
     @classmethod
     def open(cls, stream: Stream, request: dict[str, str], command: str, where: str,
@@ -113,6 +114,8 @@ class ServedProcess:
         if self._rc is None:
             self._rc = rc
             self._done.set()
+            if self._timer is not None:  # else its thread sleeps out the whole timeout
+                self._timer.cancel()
 
     def _time_out(self, timeout: float) -> None:
         with self._lock:

@@ -143,16 +143,19 @@ def _pump(conn: socket.socket, pid: int, out_r: int, err_r: int) -> int:
         if status is None:
             done, raw = os.waitpid(pid, os.WNOHANG)
             if done:
-                status = os.waitstatus_to_exitcode(raw)
-                status = 128 - status if status < 0 else status
+                status = _shell_status(raw)
                 deadline = time.monotonic() + 0.5  # what the worker left in the pipes
         elif not ready and time.monotonic() > deadline:
             break  # a background child of the worker holds the pipes
     if status is None:
-        _, raw = os.waitpid(pid, 0)
-        status = os.waitstatus_to_exitcode(raw)
-        status = 128 - status if status < 0 else status
+        status = _shell_status(os.waitpid(pid, 0)[1])
     return status
+
+
+def _shell_status(raw: int) -> int:
+    """A wait status as a shell reports it: the exit code, or 128 + the signal."""
+    code = os.waitstatus_to_exitcode(raw)
+    return 128 - code if code < 0 else code
 
 
 def _kill(pid: int, grace: float = 2.0) -> int:
@@ -165,8 +168,7 @@ def _kill(pid: int, grace: float = 2.0) -> int:
         while time.monotonic() < deadline:
             done, raw = os.waitpid(pid, os.WNOHANG)
             if done:
-                status = os.waitstatus_to_exitcode(raw)
-                return 128 - status if status < 0 else status
+                return _shell_status(raw)
             time.sleep(0.02)
     return 137
 
