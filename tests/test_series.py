@@ -120,6 +120,25 @@ def test_user_tree_edits_propagate(env: tuple[KernelSource, Path]) -> None:
     assert "hello" in (tree / "a.c").read_text()
 
 
+def test_edits_to_patched_and_other_files_with_a_new_series(
+        env: tuple[KernelSource, Path]) -> None:
+    """The copy is brought up to date by copying what changed (no full rsync): the series'
+    files go back to pristine first, so the new series applies to the user's new content and
+    a file only the old series added is gone."""
+    src, pdir = env
+    tree = series.prepared_tree(src, _series(pdir, ["0001-a.patch", "0002-new.patch"]))
+    assert (tree / "drivers" / "new.c").is_file()
+    (src.path / "a.c").write_text("int a;\nint b;\nint c;\nint edited;\n")
+    (src.path / "b.c").write_text("int also_edited;\n")
+    later = time.time() + 5
+    for f in ("a.c", "b.c"):
+        os.utime(src.path / f, (later, later))
+    series.prepared_tree(src, _series(pdir, ["0001-a.patch"]))
+    assert (tree / "a.c").read_text() == "int a;\nint hello;\nint c;\nint edited;\n"
+    assert (tree / "b.c").read_text() == "int also_edited;\n"
+    assert not (tree / "drivers" / "new.c").exists()
+
+
 def test_patch_that_does_not_apply_names_itself_and_the_hunk(
         env: tuple[KernelSource, Path]) -> None:
     src, pdir = env

@@ -90,11 +90,19 @@ def cmd_retest(args: argparse.Namespace) -> int:
     gcfg = guest_config(args)
     kopts = kernel_options(args)
     _, kb = ensure_kernel(kopts)
-    warm.start(kb.bzimage, gcfg)
     argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-o", "addopts=",
             "--kernel-profile", kopts.profile, "--guest-cpus", str(gcfg.cpus),
             "--guest-memory", gcfg.memory, *tests]
     if kopts.kernel_src:
         argv[5:5] = ["--kernel-src", kopts.kernel_src]
     say(f"running: pytest {shlex.join(argv[3:])}")
-    return subprocess.call(argv, cwd=paths.project_dir(), env=os.environ.copy())
+    # pytest starts (imports, collection, the kernel check) while the warm guest boots: its
+    # guest fixture waits on the warm-guest registry's lock, which start() holds until the
+    # guest is up, then takes that guest.
+    with subprocess.Popen(argv, cwd=paths.project_dir(), env=os.environ.copy()) as proc:
+        try:
+            warm.start(kb.bzimage, gcfg)
+        except BaseException:
+            proc.terminate()
+            raise
+        return proc.wait()

@@ -32,6 +32,7 @@ from ..hosts.splat import Splat
 from ..progress import say
 from ..uapi import prepare_ffi_module
 from .bootdir import BootDir, connect_existing, qemu_running, read_qemu_pid
+from .bytecode import compile_for_guest
 from .served import SCRIPT, CallServer, write_script
 from .ssh import (
     GuestCommandError,
@@ -148,6 +149,7 @@ class Guest:
         check_launch_tools()
         with suppress(OSError):  # a read-only install: the guest parses the cdef itself
             prepare_ffi_module()
+        compile_for_guest()
         kvm = cfg.accel == "kvm" or (cfg.accel == "auto" and kvm_usable(bzimage))
         guest = cls._launch(bzimage, cfg, kvm, idle)
         try:
@@ -162,6 +164,7 @@ class Guest:
     def attach(cls, boot_dir: Path) -> Guest:
         """Connect to a guest already running from ``boot_dir``; only new splats count."""
         guest = cls(BootDir.load(boot_dir), BootDir.load_info(boot_dir).get("accel", "tcg"))
+        compile_for_guest()  # code changed since it booted: its calls should not compile it
         if not guest.alive():
             raise GuestError(f"the guest of {boot_dir} is not running")
         guest.ssh = connect_existing(boot_dir)

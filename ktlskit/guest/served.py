@@ -20,6 +20,7 @@ import paramiko
 from ..hosts.callclient import ServedProcess, ServerRefused
 from ..hosts.host import HostError, Process
 from ..progress import say
+from .bytecode import compile_for_guest
 from .ssh import SshSession
 
 PORT = 7319
@@ -37,7 +38,7 @@ ENV = {"HOME": "/root", "USER": "root", "LOGNAME": "root", "SHELL": "/bin/sh",
 
 
 def write_script(boot_dir: Path, python: str) -> Path:
-    """The script guest-init.sh runs in the background once sshd is up
+    """The script guest-init.sh runs in the background beside sshd
     (``$BOOT/callserver.sh``). Python runs without ``site`` (``-S``) and finds ktlskit and its
     dependencies on PYTHONPATH: the editable install's path hook alone took 0.8 s of a
     Python start under TCG."""
@@ -122,5 +123,6 @@ class CallServer:
             return None
 
     def _restart(self) -> None:
+        compile_for_guest()  # the code changed: the new server should not compile it again
         with contextlib.suppress(HostError):
             self._run_detached(f"sh {shlex.quote(str(self._script))} >{LOG} 2>&1")

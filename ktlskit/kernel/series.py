@@ -21,8 +21,9 @@ from pathlib import Path
 
 from .. import paths
 from ..errors import KtlskitError
-from ..progress import say, step
+from ..progress import say
 from ..shell import cmd
+from . import treesync
 from .source import KernelSource
 
 
@@ -123,12 +124,18 @@ def prepared_tree(src: KernelSource, series: Series) -> Path:
     if state and state["digest"] == series.digest and src.kind != "tree":
         return tree
     if state and state["digest"] == series.digest and _pristine_same(src, state, touched):
-        _sync(src.path, tree, exclude=touched)
+        if not treesync.copy_changed(src.path, tree, exclude=touched):
+            treesync.sync_tree(src.path, tree, exclude=touched)
         return tree
     old_touched = set(state["pristine"]) if state else set()
     before = _snapshot(tree, touched | old_touched) if state else {}
     state_f.unlink(missing_ok=True)
-    _sync(src.path, tree, exclude=set())
+    # The series' files go back to pristine and the series is applied again: the user
+    # edited one of them (netdevsim's netdev.c, say) or the series changed.
+    if state and treesync.copy_changed(src.path, tree, exclude=touched | old_touched):
+        treesync.restore(src.path, tree, touched | old_touched)
+    else:
+        treesync.sync_tree(src.path, tree, exclude=set())
     apply_all(series, tree)
     _freshen(tree, touched | old_touched, before)
     state_f.write_text(json.dumps({
@@ -145,16 +152,6 @@ def _pristine_same(src: KernelSource, state: dict, touched: set[str]) -> bool:
 
 def _digest_or_none(p: Path) -> str | None:
     return hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else None
-
-
-def _sync(src: Path, dest: Path, exclude: set[str]) -> None:
-    dest.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", suffix=".exclude") as ex:
-        ex.write("".join(f"/{f}\n" for f in sorted(exclude)))
-        ex.flush()
-        with step(f"syncing kernel tree into {dest}"):
-            cmd(["rsync", "-a", "--delete", "--exclude=/.git", f"--exclude-from={ex.name}",
-                 f"{src}/", f"{dest}/"], timeout=1800)
 
 
 def apply_all(series: Series, tree: Path) -> None:

@@ -15,7 +15,8 @@ import json
 from pathlib import Path
 
 from .. import paths
-from ..kernel.series import _freshen, _snapshot, _sync
+from ..kernel import treesync
+from ..kernel.series import _freshen, _snapshot
 from ..kernel.source import KernelSource
 
 STATE_SUFFIX = ".check.json"
@@ -33,7 +34,7 @@ def reset(src: KernelSource, touched: set[str]) -> Path:
     before: set[str] = set(json.loads(state.read_text())["touched"]) if state.is_file() else set()
     state.write_text(json.dumps({"touched": sorted(before | touched)}, indent=1))
     snap = _snapshot(tree, before | touched)
-    _sync(src.path, tree, exclude=set())
+    treesync.sync_tree(src.path, tree, exclude=set())
     _freshen(tree, before | touched, snap)
     state.write_text(json.dumps({"touched": sorted(touched)}, indent=1))
     return tree
