@@ -101,7 +101,8 @@ def cmd_retest(args: argparse.Namespace) -> int:
     # guest is up, then takes that guest.
     with subprocess.Popen(argv, cwd=paths.project_dir(), env=os.environ.copy()) as proc:
         try:
-            warm.start(kb.bzimage, gcfg)
+            if "--no-warm-guest" not in tests:  # else pytest boots its own, and only that
+                warm.start(kb.bzimage, gcfg)
         except BaseException:
             proc.terminate()
             raise
