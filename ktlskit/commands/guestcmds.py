@@ -8,6 +8,7 @@ import os
 import shlex
 import subprocess
 import sys
+from dataclasses import replace
 
 from .. import paths
 from ..guest import warm
@@ -61,7 +62,7 @@ def cmd_boot(args: argparse.Namespace) -> int:
         rec = warm.start(kb.bzimage, gcfg, args.idle_timeout)
         print(f"warm guest: {rec.boot_dir}")
         return 0
-    with warm.guest_for(kb.bzimage, gcfg) as g:
+    with warm.guest_for(kb.bzimage, replace(gcfg, serve_calls=False)) as g:
         print(f"guest console: {g.console_path}", file=sys.stderr)
         return subprocess.call(g.ssh_argv())
 
@@ -75,7 +76,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
     if not argv:
         raise SystemExit("ktlskit exec: give a command after --")
     command = argv[0] if len(argv) == 1 else shlex.join(argv)
-    gcfg = guest_config(args)
+    gcfg = replace(guest_config(args), serve_calls=False)  # a shell command, no calls
     _, kb = ensure_kernel(kernel_options(args))
     with warm.guest_for(kb.bzimage, gcfg, reuse=not args.no_warm) as g:
         res = g.run(command, timeout=args.timeout, check=False)

@@ -72,6 +72,10 @@ class GuestConfig:
     append: tuple[str, ...] = ()
     #: More QEMU options (the lab's second NIC); such a guest is never a warm one.
     qemu_opts: tuple[str, ...] = ()
+    #: Start the call server for the harness's calls. A guest booted only for shell commands
+    #: (``ktlskit exec``, ``ktlskit boot``'s shell) does without: its imports would hold a
+    #: vCPU for about 7 s under TCG while the command runs. A warm guest always has one.
+    serve_calls: bool = True
 
     def check(self) -> None:
         """Bad guest options fail here, before any build or boot."""
@@ -174,7 +178,8 @@ class Guest:
     @classmethod
     def _launch(cls, bzimage: Path, cfg: GuestConfig, kvm: bool, idle: float | None) -> Guest:
         boot = BootDir.create()
-        write_script(boot.dir, cls.python)
+        if cfg.serve_calls:
+            write_script(boot.dir, cls.python)
         init = Path(__file__).with_name("guest-init.sh")
         netdev = f"user,id=kt0,hostfwd=tcp:127.0.0.1:{boot.port}-:22"
         argv = vng_argv(bzimage, kvm=kvm, cpus=cfg.cpus, memory=cfg.memory,

@@ -18,7 +18,7 @@ import hashlib
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import IO
 
@@ -83,7 +83,7 @@ def find(bzimage: Path) -> WarmRecord | None:
 
 
 def _start(bzimage: Path, cfg: GuestConfig, idle: float) -> WarmRecord:
-    guest = Guest.start(bzimage, cfg, idle=idle)
+    guest = Guest.start(bzimage, replace(cfg, serve_calls=True), idle=idle)
     guest.detach()
     (guest.boot_dir / FRESH).touch()
     rec = WarmRecord(str(guest.boot_dir), str(bzimage), image_id(bzimage), cfg.cpus,
