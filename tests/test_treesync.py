@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -118,3 +119,13 @@ def test_git_is_never_copied(trees: tuple[Path, Path]) -> None:
     _later(src)
     assert treesync.copy_changed(src, dest, set())
     assert not (dest / ".git").exists()
+
+
+def test_a_copy_that_lost_a_directory_is_left_to_rsync(trees: tuple[Path, Path]) -> None:
+    src, dest = trees
+    shutil.rmtree(dest / "net")
+    f = src / "net" / "tls" / "tls_sw.c"
+    _later(f)
+    assert not treesync.copy_changed(src, dest, set())
+    treesync.sync_tree(src, dest, set())
+    assert (dest / "net" / "tls" / "tls_sw.c").read_text() == "int a;\n"

@@ -44,7 +44,7 @@ def copy_changed(src: Path, dest: Path, exclude: set[str]) -> bool:
     """What ``sync_tree`` would do when only regular files changed or were added since the
     last sync: copy those (mtimes kept, so make sees them). False, with nothing copied, when
     it cannot tell or cannot do it alone: no stamp, a removed entry, a new directory or a
-    symlink."""
+    symlink (or, with some files copied, when the copy is missing a directory)."""
     stamp = stamp_of(dest)
     if not (stamp.is_file() and dest.is_dir()):
         return False
@@ -52,8 +52,11 @@ def copy_changed(src: Path, dest: Path, exclude: set[str]) -> bool:
     files = _changed_files(src, dest, stamp, exclude)
     if files is None:
         return False
-    for rel in files:
-        shutil.copy2(src / rel, dest / rel)
+    try:
+        for rel in files:
+            shutil.copy2(src / rel, dest / rel)
+    except OSError:
+        return False  # the copy lost a directory, say: rsync puts everything right
     _mark(dest, started)
     say(f"kernel tree: {len(files)} changed file(s) copied into {dest}")
     return True
