@@ -168,7 +168,6 @@ class Guest:
     def attach(cls, boot_dir: Path) -> Guest:
         """Connect to a guest already running from ``boot_dir``; only new splats count."""
         guest = cls(BootDir.load(boot_dir), BootDir.load_info(boot_dir).get("accel", "tcg"))
-        compile_for_guest()  # code changed since it booted: its calls should not compile it
         if not guest.alive():
             raise GuestError(f"the guest of {boot_dir} is not running")
         guest.ssh = connect_existing(boot_dir)

@@ -95,6 +95,7 @@ class CallServer:
             if not self._said:
                 say(f"the call server is not running in the {self._where} (its log: {LOG} "
                     "there); calls start Python")
+                compile_for_guest()  # the code may have changed since the guest booted
                 self._said = True
             return None
         deadline = time.monotonic() + READY_TIMEOUT
