@@ -14,7 +14,7 @@ from pathlib import Path
 from .. import paths
 from ..errors import KtlskitError
 from ..progress import say
-from . import kconfig, series
+from . import kconfig, series, treesync
 from .source import KernelSource
 
 BUILD_TIMEOUT = 3 * 3600
@@ -121,9 +121,7 @@ def source_changed(src: KernelSource, build_dir: Path) -> bool:
     stamp = build_dir / SRC_STAMP
     if not stamp.is_file():
         return True
-    res = subprocess.run(["find", str(src.path), "-path", str(src.path / ".git"), "-prune",
-                          "-o", "-newer", str(stamp), "-print", "-quit"],
-                         capture_output=True, text=True, timeout=300, check=False)
+    res = treesync.find_newer(src.path, stamp, "-print", "-quit")
     return res.returncode != 0 or bool(res.stdout.strip())
 
 

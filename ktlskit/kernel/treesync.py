@@ -74,10 +74,16 @@ def restore(src: Path, dest: Path, files: set[str]) -> None:
             (dest / rel).unlink(missing_ok=True)
 
 
+def find_newer(src: Path, stamp: Path, *action: str) -> subprocess.CompletedProcess[str]:
+    """``find`` over the tree (``.git`` left out) for the entries newer than ``stamp``, each
+    given to ``action`` (``-print``, ``-quit``, ``-printf``...)."""
+    return subprocess.run(["find", str(src), "-path", str(src / ".git"), "-prune", "-o",
+                           "-newer", str(stamp), *action],
+                          capture_output=True, text=True, timeout=FIND_TIMEOUT, check=False)
+
+
 def _changed_files(src: Path, dest: Path, stamp: Path, exclude: set[str]) -> list[str] | None:
-    res = subprocess.run(["find", str(src), "-path", str(src / ".git"), "-prune", "-o",
-                          "-newer", str(stamp), "-printf", r"%y %P\n"],
-                         capture_output=True, text=True, timeout=FIND_TIMEOUT, check=False)
+    res = find_newer(src, stamp, "-printf", r"%y %P\n")
     if res.returncode != 0:
         return None
     files: list[str] = []
