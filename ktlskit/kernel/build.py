@@ -49,9 +49,22 @@ def build_dir_for(src: KernelSource, profile: str, variant: str = "") -> Path:
 
 
 def make_env() -> dict[str, str]:
-    """ccache in the cache dir; fixed build stamps so no-op rebuilds stay no-ops."""
+    """ccache in the cache dir, in depend mode; fixed build stamps so no-op rebuilds stay
+    no-ops.
+
+    Depend mode: on a miss ccache runs the compiler once and takes the headers from its
+    ``-MMD`` file (kbuild always asks for one), instead of running the preprocessor first to
+    hash its output and then compiling. A kernel file's preprocessing is a large part of its
+    compile, so a cold build paid for it twice: ``net/ipv4/`` + ``net/core/`` (108 objects,
+    2 cores) took 125-127 s through a cold cache, 96-98 s in depend mode and 79-94 s with no
+    ccache. A hit still needs the same source, headers and command line; what is lost is the
+    preprocessor-mode hit on a header change that leaves the preprocessed output alone (3% of
+    the hits in this project's cache). ``CCACHE_NODEPEND`` in the environment turns it off.
+    """
+    depend = {} if "CCACHE_NODEPEND" in os.environ else {"CCACHE_DEPEND": "1"}
     return {
         **os.environ,
+        **depend,
         "CCACHE_DIR": str(paths.cache_dir() / "ccache"),
         "CCACHE_MAXSIZE": os.environ.get("CCACHE_MAXSIZE", "10G"),
         "KBUILD_BUILD_TIMESTAMP": "ktlskit",
