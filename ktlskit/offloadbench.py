@@ -40,7 +40,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from . import rekeytrace, rekeywindows, topology, trafficbench
+from . import cpuwhere, rekeytrace, rekeywindows, topology, trafficbench
 from .benchstream import (
     RECORD,
     TIMEOUT,
@@ -237,6 +237,7 @@ def _transfer(spec: ModeSpec, cipher: str, nbytes: int) -> dict[str, Any]:
         seen = rekeytrace.last_indexes()
     before = Counters.read()
     tcp_before = _tcp_now()
+    cpu_before = cpuwhere.snapshot()
     client, server, placement = _open(spec, cipher)
     want_device = "device" if spec.offload else "software"
     if set(placement.values()) != {want_device}:
@@ -271,7 +272,8 @@ def _transfer(spec: ModeSpec, cipher: str, nbytes: int) -> dict[str, Any]:
         after = Counters.settled() if spec.timed else Counters.read()
         out = {**res.to_json(),
                "device": _device_facts(spec, after.since(before), nbytes, placement),
-               "tcp": _tcp_facts(tcp_before)}
+               "tcp": _tcp_facts(tcp_before),
+               "cpu": cpuwhere.since(cpuwhere.snapshot(), cpu_before)}
     finally:
         kus = times.collect() if times is not None else []
     if spec.timed:
