@@ -26,6 +26,7 @@ import argparse
 import hashlib
 import json
 import os
+import select
 import socket
 import statistics
 import sys
@@ -64,21 +65,48 @@ __all__ = ["MODES", "BenchError", "Transfer", "main", "run", "transfer"]
 
 # ---- transfers --------------------------------------------------------------------------------
 
-def _sender(port: int, mode: str, nbytes: int, rekey_every: int) -> None:
+class ReceiverReady:
+    """The receiver's word to the forked sender, over a pipe, that its end is set up.
+
+    The sender sends nothing before it. Otherwise a transfer that fits in the socket buffers
+    (``negotiated_cipher``'s one byte) could be sent and closed before the receiver attached
+    the TLS ULP, which the kernel refuses on a socket past ESTABLISHED (ENOTCONN): seen once
+    in CI, with the guest slowed by a kernel build beside it."""
+
+    def __init__(self) -> None:
+        self.r, self.w = os.pipe()
+
+    def set(self) -> None:
+        os.write(self.w, b"!")
+
+    def wait(self, timeout: float) -> None:
+        if not select.select([self.r], [], [], timeout)[0]:
+            raise BenchError(f"the receiver was not set up within {timeout:.0f} s")
+        os.read(self.r, 1)
+
+    def close(self) -> None:
+        os.close(self.r)
+        os.close(self.w)
+
+
+def _sender(port: int, mode: str, nbytes: int, rekey_every: int, ready: ReceiverReady) -> None:
     sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
     ctx = handshake.make_client_context(verify=False)
     if mode == "ssl":
         conn = ctx.wrap_socket(sock)
+        ready.wait(TIMEOUT)
         send_all(conn.sendall, nbytes)
         conn.close()  # nothing is left unread on our side, so this is a clean FIN
         return
     ks = handshake.handoff_client(sock, ctx, timeout=TIMEOUT).to_ktls(auto_key_update=False)
+    ready.wait(TIMEOUT)
     rekey = (lambda: ks.send_key_update(False)) if mode == "ktls-rekey" else None
     send_all(ks.send, nbytes, rekey, rekey_every)
     ks.close()
 
 
-def _receiver(listener: socket.socket, mode: str, cert: Path, h: hashlib._Hash) -> Transfer:
+def _receiver(listener: socket.socket, mode: str, cert: Path, h: hashlib._Hash,
+              ready: ReceiverReady) -> Transfer:
     sock, _ = listener.accept()
     sock.settimeout(TIMEOUT)
     res = Transfer(mode)
@@ -87,11 +115,14 @@ def _receiver(listener: socket.socket, mode: str, cert: Path, h: hashlib._Hash) 
         if mode == "ssl":
             conn = ctx.wrap_socket(sock, server_side=True)
             res.cipher = (conn.cipher() or ("?",))[0]
+            ready.set()
             receive_plain(conn.recv, res, h)
         else:
             hand = handshake.handoff_server(sock, ctx, timeout=TIMEOUT)
             res.cipher = hand.cipher.name
-            receive_ktls(hand.to_ktls(auto_key_update=False), res, h)
+            ks = hand.to_ktls(auto_key_update=False)
+            ready.set()
+            receive_ktls(ks, res, h)
     finally:
         sock.close()
     return res
@@ -103,12 +134,16 @@ def transfer(mode: str, nbytes: int, rekey_every: int, cert: Path) -> Transfer:
         raise BenchError(f"unknown mode {mode!r}: {', '.join(MODES)}")
     want = expected_digest(nbytes)
     h = hashlib.sha256()
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        listener.settimeout(TIMEOUT)
-        port = listener.getsockname()[1]
-        res = run_forked(lambda: _sender(port, mode, nbytes, rekey_every),
-                         lambda: _receiver(listener, mode, cert, h),
-                         timeout=TIMEOUT + nbytes / 1e5)
+    ready = ReceiverReady()
+    try:
+        with socket.create_server(("127.0.0.1", 0)) as listener:
+            listener.settimeout(TIMEOUT)
+            port = listener.getsockname()[1]
+            res = run_forked(lambda: _sender(port, mode, nbytes, rekey_every, ready),
+                             lambda: _receiver(listener, mode, cert, h, ready),
+                             timeout=TIMEOUT + nbytes / 1e5)
+    finally:
+        ready.close()
     return verify(res, nbytes, h, want)
 
 

@@ -39,6 +39,47 @@ def test_ssl_transfer_is_verified_end_to_end(tmp_path: Path) -> None:
     assert [b for _, b in res.samples] == sorted(b for _, b in res.samples)
 
 
+def test_the_sender_waits_until_the_receiver_is_set_up(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A slow receiver (here 0.4 s between its handshake and its word) gets no byte before it
+    is ready: for kTLS, a one-byte transfer could otherwise be closed before the receiver
+    attached the TLS ULP (ENOTCONN). Each side writes when it got there into a file (the
+    sender is a forked child)."""
+    log = tmp_path / "order"
+    real_set, real_send_all = trafficbench.ReceiverReady.set, trafficbench.send_all
+
+    def slow_set(ready: trafficbench.ReceiverReady) -> None:
+        time.sleep(0.4)
+        with log.open("a") as f:
+            f.write(f"ready {time.monotonic()}\n")
+        real_set(ready)
+
+    def logged_send_all(*args: object, **kwargs: object) -> int:
+        with log.open("a") as f:
+            f.write(f"send {time.monotonic()}\n")
+        return real_send_all(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(trafficbench.ReceiverReady, "set", slow_set)
+    monkeypatch.setattr(trafficbench, "send_all", logged_send_all)
+    res = trafficbench.transfer("ssl", 1, 0, self_signed_pem(tmp_path))
+    assert res.verified and res.nbytes == 1
+    events = dict(line.split() for line in log.read_text().splitlines())
+    assert float(events["send"]) >= float(events["ready"]), events
+
+
+def test_a_receiver_that_never_gets_ready_fails_the_sender_in_time() -> None:
+    ready = trafficbench.ReceiverReady()
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(trafficbench.BenchError, match="not set up within"):
+            ready.wait(0.2)
+        assert time.monotonic() - t0 < 5
+        ready.set()
+        ready.wait(0.2)  # and a word given is taken at once
+    finally:
+        ready.close()
+
+
 def test_receive_plain_samples_and_detects_a_short_stream() -> None:
     a, b = socket.socketpair()
     data = benchstream.stream_block() * 40
