@@ -75,6 +75,10 @@ def test_offload_bench_two_rounds(guest: Host, tmp_path: Path) -> None:
                 assert name not in t
                 continue
             assert t[name]["verified"] and t[name]["nbytes"] == 2 << 20, (name, t[name])
+            # where the CPU went (cpuwhere): ticks on some CPU, netdevsim's RX in NET_RX
+            cpu = t[name]["cpu"]
+            assert sum(n for c in cpu.values() for k, n in c.items() if k.islower()) > 0, cpu
+            assert sum(c.get("NET_RX", 0) for c in cpu.values()) > 0, cpu
             dev = t[name]["device"]
             want = "device" if "offload" in name else "software"
             assert dev["placement"] == {"tx": want, "rx": want}, (name, dev)
