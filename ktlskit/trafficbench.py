@@ -71,18 +71,25 @@ class ReceiverReady:
     The sender sends nothing before it. Otherwise a transfer that fits in the socket buffers
     (``negotiated_cipher``'s one byte) could be sent and closed before the receiver attached
     the TLS ULP, which the kernel refuses on a socket past ESTABLISHED (ENOTCONN): seen once
-    in CI, with the guest slowed by a kernel build beside it."""
+    in CI, with the guest slowed by a kernel build beside it. A receiver that fails first says
+    so too (``give_up``), so the sender does not wait out its time for nothing."""
+
+    READY, GAVE_UP = b"!", b"x"
 
     def __init__(self) -> None:
         self.r, self.w = os.pipe()
 
     def set(self) -> None:
-        os.write(self.w, b"!")
+        os.write(self.w, self.READY)
+
+    def give_up(self) -> None:
+        os.write(self.w, self.GAVE_UP)  # after a set() it is never read
 
     def wait(self, timeout: float) -> None:
         if not select.select([self.r], [], [], timeout)[0]:
             raise BenchError(f"the receiver was not set up within {timeout:.0f} s")
-        os.read(self.r, 1)
+        if os.read(self.r, 1) != self.READY:
+            raise BenchError("the receiver failed before its end was set up")
 
     def close(self) -> None:
         os.close(self.r)
@@ -107,6 +114,15 @@ def _sender(port: int, mode: str, nbytes: int, rekey_every: int, ready: Receiver
 
 def _receiver(listener: socket.socket, mode: str, cert: Path, h: hashlib._Hash,
               ready: ReceiverReady) -> Transfer:
+    try:
+        return _receive(listener, mode, cert, h, ready)
+    except BaseException:
+        ready.give_up()
+        raise
+
+
+def _receive(listener: socket.socket, mode: str, cert: Path, h: hashlib._Hash,
+             ready: ReceiverReady) -> Transfer:
     sock, _ = listener.accept()
     sock.settimeout(TIMEOUT)
     res = Transfer(mode)

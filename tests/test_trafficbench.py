@@ -80,6 +80,28 @@ def test_a_receiver_that_never_gets_ready_fails_the_sender_in_time() -> None:
         ready.close()
 
 
+def test_a_receiver_that_fails_tells_the_sender_at_once(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A receiver that fails after the handshake, where kTLS attaches its ULP: the forked
+    sender, already waiting for the word, stops at once, not after waiting out TIMEOUT
+    (120 s) for a word that will not come."""
+    def refused(ready: trafficbench.ReceiverReady) -> None:
+        raise trafficbench.BenchError("ULP refused")
+
+    monkeypatch.setattr(trafficbench.ReceiverReady, "set", refused)
+    t0 = time.monotonic()
+    with pytest.raises(trafficbench.BenchError, match="ULP refused"):
+        trafficbench.transfer("ssl", 1, 0, self_signed_pem(tmp_path))
+    assert time.monotonic() - t0 < 30
+    ready = trafficbench.ReceiverReady()
+    try:
+        ready.give_up()
+        with pytest.raises(trafficbench.BenchError, match="failed before its end was set up"):
+            ready.wait(5)
+    finally:
+        ready.close()
+
+
 def test_receive_plain_samples_and_detects_a_short_stream() -> None:
     a, b = socket.socketpair()
     data = benchstream.stream_block() * 40
