@@ -8,9 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from ktlskit.kernel import source
 from ktlskit.kselftest import long_limit_variant, timed_out
-
-PRISTINE = Path.home() / ".cache/ktlskit/src/debian/linux-source-7.3/tools/testing/selftests"
 
 SLOW = """#include <unistd.h>
 #include "kselftest_harness.h"
@@ -23,12 +22,14 @@ TEST_HARNESS_MAIN
 
 @pytest.fixture()
 def fake_build(tmp_path: Path) -> SimpleNamespace:
-    if not (PRISTINE / "kselftest_harness.h").is_file():
+    tree = source.fetched_default_tree()  # in this cache: KTLSKIT_CACHE is honoured
+    if tree is None:
         pytest.skip("the default kernel source is not fetched (ktlskit kernel fetch)")
+    pristine = tree / "tools/testing/selftests"
     sd = tmp_path / "tree/tools/testing/selftests"
     (sd / "demo").mkdir(parents=True)
     for h in ("kselftest_harness.h", "kselftest.h"):
-        shutil.copy(PRISTINE / h, sd / h)
+        shutil.copy(pristine / h, sd / h)
     (sd / "demo/slow.c").write_text(SLOW)
     (tmp_path / "build/usr/include").mkdir(parents=True)
     return SimpleNamespace(tree=tmp_path / "tree", build_dir=tmp_path / "build")

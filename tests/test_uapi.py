@@ -16,6 +16,7 @@ import cffi
 import pytest
 
 from ktlskit import uapi
+from ktlskit.kernel import source
 
 KNOWN_SIZES = {
     # 4-byte header + iv + key + salt + rec_seq, from the 7.3 header's *_SIZE macros
@@ -157,17 +158,20 @@ def test_option_values() -> None:
 _FIELDS = ("iv", "key", "salt", "rec_seq")
 
 
-def _kernel_tree() -> Path:
-    default = Path.home() / ".cache/ktlskit/src/linux-source-7.3"
-    return Path(os.environ.get("KTLSKIT_KERNEL_SRC", str(default))).expanduser()
+def _kernel_tree() -> Path | None:
+    """KTLSKIT_KERNEL_SRC, else the default kernel fetched into this cache (KTLSKIT_CACHE)."""
+    if "KTLSKIT_KERNEL_SRC" in os.environ:
+        return Path(os.environ["KTLSKIT_KERNEL_SRC"]).expanduser()
+    return source.fetched_default_tree()
 
 
 def _headers() -> dict[str, Path | None]:
     system = Path("/usr/include/linux/tls.h")
-    tree = _kernel_tree() / "include/uapi/linux/tls.h"
+    root = _kernel_tree()
+    tree = root / "include/uapi/linux/tls.h" if root is not None else None
     return {
         "system": system if system.is_file() else None,
-        "kernel-tree": tree if tree.is_file() else None,
+        "kernel-tree": tree if tree is not None and tree.is_file() else None,
     }
 
 

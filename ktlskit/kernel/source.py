@@ -218,6 +218,14 @@ def _debian_cached() -> KernelSource:
     return KernelSource("debian", tree, meta["ident"], kernel_version(tree))
 
 
+def fetched_default_tree() -> Path | None:
+    """The default (Debian) kernel tree in this cache if it is fetched, else None (no fetch)."""
+    try:
+        return _debian_cached().path
+    except KernelSourceError:
+        return None
+
+
 def fetch_debian(package: str = DEFAULT_PACKAGE) -> KernelSource:
     """Download and unpack Debian's ``linux-source-X.Y`` once; later calls reuse it."""
     try:
