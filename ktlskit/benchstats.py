@@ -105,6 +105,11 @@ def spread_warning(label: str, spread: Spread, reference: float = 1.0,
     difference is then the same in every round); a stall 20x..50x the key install does not
     warn, a kTLS/ssl ratio of 0.98x from rounds between 0.90x and 1.39x does. ``per`` names
     what gave one value each ("round"; "pair" of boots for a before/after benchmark).
+
+    When every value lies within ``SAME`` (1%) of the reference the rounds show no
+    difference at that resolution, and neither does the median: nothing to warn about (the
+    before/after of a fast path under ``-icount``: 0.998..1.002 in every pair). Figures in a
+    warning get three decimals when the spread is under a factor 1.1.
     """
     if spread.n < 2:
         return (f"{label}: one {per} only, so no spread was measured; the figure may be "
@@ -114,17 +119,28 @@ def spread_warning(label: str, spread: Spread, reference: float = 1.0,
     else:
         spread_factor = spread.max / spread.min
         diff_factor = max(spread.median, reference) / min(spread.median, reference)
-    if spread_factor <= diff_factor:
+    if spread_factor <= diff_factor or _all_near(spread, reference):
         return None
     if spread.min < reference < spread.max:
         verdict = f"the {per}s disagree on the direction: they do not show a difference"
     else:
         verdict = (f"every {per} agrees on the direction, but the size of the difference is "
                    "within the noise")
-    return (f"{label}: the per-{per} values span {spread.min:.2f}..{spread.max:.2f} (a "
-            f"factor {spread_factor:.2f} between {per}s), more than the factor "
-            f"{diff_factor:.2f} between the reported {spread.median:.2f} and {reference:g}; "
+    d = 3 if spread_factor < 1.1 else 2
+    return (f"{label}: the per-{per} values span {spread.min:.{d}f}..{spread.max:.{d}f} (a "
+            f"factor {spread_factor:.{d}f} between {per}s), more than the factor "
+            f"{diff_factor:.{d}f} between the reported {spread.median:.{d}f} and {reference:g}; "
             f"{verdict}")
+
+
+SAME = 1.01
+"""Values within this factor of the reference, every one of them, show no difference."""
+
+
+def _all_near(spread: Spread, reference: float) -> bool:
+    if spread.min <= 0 or reference <= 0:
+        return False
+    return spread.max <= reference * SAME and spread.min >= reference / SAME
 
 
 def compare(label: str, numerator: Sequence[float], denominator: Sequence[float],

@@ -54,6 +54,16 @@ def test_no_warning_when_every_round_agrees_on_the_sign() -> None:
     assert compare("kTLS / ssl", [0.8, 0.85, 0.9], [1.0, 1.0, 1.0]).warning is None
 
 
+def test_no_warning_when_every_pair_is_within_a_percent_of_one() -> None:
+    # a fast path before/after under -icount: the pairs straddle 1, all within 0.2%
+    assert compare("after / before", [0.998, 1.0, 1.002], [1.0, 1.0, 1.0], per="pair").warning \
+        is None
+    # 0.995..1.012: one pair 1.2% off, so the straddle is a real "no difference shown" warning,
+    # printed to three decimals (two would read "1.00..1.01 ... the reported 1.00")
+    w = compare("after / before", [0.995, 1.0, 1.012], [1.0, 1.0, 1.0], per="pair").warning
+    assert w is not None and "0.995..1.012" in w and "disagree on the direction" in w
+
+
 def test_a_single_round_always_warns() -> None:
     w = spread_warning("x", Spread.of([2.0]))
     assert w is not None and "one round" in w
