@@ -70,6 +70,8 @@ CASES = {
     "test_new_key_for_an_offloaded_direction": _specs("rekey"),
     "test_offload_features_off_use_software": _specs("software"),
     "test_close_or_shutdown_right_after_eagain_loses_nothing": _specs("fin-nonblock"),
+    "test_software_close_or_shutdown_right_after_eagain_loses_nothing":
+        _specs("fin-nonblock-sw"),
     "test_device_deleted_with_live_offloaded_sockets": _specs("delete"),
 }
 
@@ -360,6 +362,19 @@ def test_close_or_shutdown_right_after_eagain_loses_nothing(offload: Any, versio
         assert f[how]["eagain"], f"{how}: the sender never filled the window: nothing tested"
         assert f[how]["received_ok"], (how, f[how]["accepted"], f[how]["received"])
     assert f["delta"]["a"]["TlsTxDevice"] == 2, f["delta"]["a"]
+
+
+@pytest.mark.parametrize("version", versions())
+def test_software_close_or_shutdown_right_after_eagain_loses_nothing(offload: Any,
+                                                                      version: str) -> None:
+    """The same with offload off: software kTLS keeps what TCP did not take in its own list;
+    a FIN right after EAGAIN must not cut it off either."""
+    f = offload(f"fin-nonblock-sw:{version}:aes-gcm-128")
+    for how in ("close", "shutdown"):
+        assert f[how]["eagain"], f"{how}: the sender never filled the window: nothing tested"
+        assert f[how]["received_ok"], (how, f[how]["accepted"], f[how]["received"])
+    assert f["delta"]["a"]["TlsTxSw"] == 2 and f["delta"]["a"]["TlsTxDevice"] == 0, \
+        f["delta"]["a"]
 
 
 @pytest.mark.parametrize("version", versions())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import time
 
+from .. import topology
 from . import nsim
 from .netns import PORT
 from .nsim import Counters
@@ -42,7 +43,19 @@ def case_fin_nonblock(suite: Suite, nbytes: int) -> Facts:
     shuts down for writing and closes, at once, while the reader waits a second with a small
     receive buffer: the last record is then only partly in TCP, and what send() took must
     all arrive before the FIN."""
-    nsim.setup()
+    return _fin_case(suite, offload=True)
+
+
+def case_fin_nonblock_sw(suite: Suite, nbytes: int) -> Facts:
+    """The same with the ports' TLS offload off: software kTLS keeps the records TCP did not
+    take in its own list (``tx_list``), and what send() took must still all arrive."""
+    return _fin_case(suite, offload=False)
+
+
+def _fin_case(suite: Suite, offload: bool) -> Facts:
+    topo = nsim.setup()
+    if not offload:
+        topology.set_offload(topo, False)
     before = Counters.read()
     facts: Facts = {how: _fin_nonblock(suite, PORT + n, how == "shutdown")
                     for n, how in enumerate(("close", "shutdown"))}

@@ -28,6 +28,7 @@ CASES: dict[str, Callable[[Suite, int], Facts]] = {
     "records": cases.case_records, "fail-add": cases.case_fail_add,
     "refuse": cases.case_refuse, "corrupt": cases.case_corrupt, "resync": cases.case_resync,
     "rekey": cases.case_rekey, "fin-nonblock": fin.case_fin_nonblock,
+    "fin-nonblock-sw": fin.case_fin_nonblock_sw,
     "delete": cases.case_delete,
     **REKEY_CASES, **REKEY_FAULT_CASES, **REKEY_SPLIT_CASES,
 }
