@@ -3,7 +3,10 @@ closes, or shuts down for writing, right after EAGAIN must still deliver what se
 
 from __future__ import annotations
 
+import fcntl
 import socket
+import struct
+import termios
 import time
 
 from .. import topology
@@ -20,12 +23,18 @@ def _fin_nonblock(suite: Suite, port: int, shutdown: bool) -> Facts:
     data = stream(81, 256 * 16384)
     rx = Worker(lambda: (time.sleep(1.0), recv_exact(s, len(data)))[1])
     c.setblocking(False)
-    sent, full = 0, False
+    sent, wire, full = 0, 0, False
     while sent < len(data) and not full:
         try:
-            sent += c.send(data[sent:sent + 16384])
+            n = c.send(data[sent:sent + 16384])
         except BlockingIOError:
             full = True
+        else:
+            sent, wire = sent + n, wire + n + suite.overhead  # each send() ends a record
+    # The reader has read nothing yet: TCP holds what is unacked, or queued at the reader
+    # (counted twice while its ACK is on the way); kTLS holds at least the rest, the state
+    # the FIN must not cut off.
+    held = max(0, wire - _queued(c, termios.TIOCOUTQ) - _queued(s, termios.FIONREAD))
     t0 = time.monotonic()
     if shutdown:
         c.shutdown(socket.SHUT_WR)
@@ -35,7 +44,13 @@ def _fin_nonblock(suite: Suite, port: int, shutdown: bool) -> Facts:
     close_all(s)
     assert isinstance(got, bytes)
     return {"accepted": sent, "eagain": full, "received": len(got),
-            "received_ok": got == data[:sent], "fin_seconds": round(closed, 2)}
+            "received_ok": got == data[:sent], "fin_seconds": round(closed, 2),
+            "held_at_fin": held}
+
+
+def _queued(sock: socket.socket, request: int) -> int:
+    """SIOCOUTQ (TIOCOUTQ) or SIOCINQ (FIONREAD) of a TCP socket, in bytes."""
+    return int(struct.unpack("i", fcntl.ioctl(sock.fileno(), request, b"\0" * 4))[0])
 
 
 def case_fin_nonblock(suite: Suite, nbytes: int) -> Facts:
