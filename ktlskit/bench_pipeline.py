@@ -130,6 +130,7 @@ class BenchTree:
         root = paths.cache_dir() / "bench"
         tree = root / "linux"
         say(f"bench: refreshing the scratch tree {tree} from {pristine.path}")
+        root.mkdir(parents=True, exist_ok=True)  # a fresh machine's cache has no bench/ yet
         cmd(["rsync", "-a", "--delete", f"{pristine.path}/", f"{tree}/"], timeout=1800)
         project = root / "project"
         project.mkdir(parents=True, exist_ok=True)
