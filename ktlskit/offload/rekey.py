@@ -135,15 +135,19 @@ def offload_only(side: str) -> None:
 
 
 def _offloaded_one_way(suite: Suite, nbytes: int, side: str, seed: int,
-                       refuse: bool, close_reader: bool = False) -> Facts:
+                       refuse: bool, close_reader: bool = False,
+                       netem_a: tuple[str, ...] = ()) -> Facts:
     """The client streams to the server with KeyUpdates; only port ``side`` offloads, the
     direction the stream takes through it (a: TX, b: RX). ``refuse``: the port refuses to
     take keys itself (``refuse_rekey``). ``close_reader``: the server's reader keeps up
-    (``keep_reader_close``); otherwise its buffer is autotuned."""
+    (``keep_reader_close``); otherwise its buffer is autotuned. ``netem_a``: a netem qdisc
+    with these arguments on the client's port."""
     nsim.setup(knobs=True)
     if refuse:
         nsim.set_knob(side, "refuse_rekey", REFUSE_ALL)
     offload_only(side)
+    if netem_a:
+        tc(topology.NS_A, "qdisc", "add", "dev", DEV_A, "root", "netem", *netem_a)
     before = Counters.read()
     c, s, ab, _ = ktls_pair(suite)
     if close_reader:
@@ -174,6 +178,15 @@ def case_rx_rekey(suite: Suite, nbytes: int) -> Facts:
     ``both-rekey`` keeps the deep, autotuned queue.
     """
     return _offloaded_one_way(suite, nbytes, "b", 82, refuse=False, close_reader=True)
+
+
+def case_rx_rekey_reorder(suite: Suite, nbytes: int) -> Facts:
+    """``rx-rekey`` through reordering and loss: netem on the client's port delays 2 ms,
+    sends 25% of the frames at once (ahead of the delayed ones) and drops 1%. The sender
+    is software kTLS: a delaying netem drops TX offloaded skbs (``stress-rekey``)."""
+    return _offloaded_one_way(suite, nbytes, "b", 88, refuse=False, close_reader=True,
+                              netem_a=("delay", "2ms", "reorder", "25%", "50%",
+                                       "loss", "1%"))
 
 
 def case_tx_rekey_del(suite: Suite, nbytes: int) -> Facts:
@@ -289,6 +302,7 @@ def case_wire_rekey(suite: Suite, nbytes: int) -> Facts:
 
 
 REKEY_CASES = {"wire-rekey": case_wire_rekey, "tx-rekey": case_tx_rekey, "rx-rekey": case_rx_rekey,
+               "rx-rekey-reorder": case_rx_rekey_reorder,
                "tx-rekey-del": case_tx_rekey_del, "rx-rekey-del": case_rx_rekey_del,
                "both-rekey": case_both_rekey, "open-record": case_open_record,
                "stress-rekey": case_stress_rekey}
