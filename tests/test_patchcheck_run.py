@@ -7,14 +7,16 @@ real (gcc, and clang when installed) on the fixture tree.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
 from minikernel import AUTHOR, SeriesWriter, kernel_source, make_tree
 
 from ktlskit.kernel.source import KernelSource
-from ktlskit.patchchecks import export, patchset, report, runner, toolchain
+from ktlskit.patchchecks import export, model, patchset, report, runner, toolchain
 
 DEMO_C = "drivers/net/demo/demo.c"
 DEMO_H = "include/demo/demo.h"
@@ -193,3 +195,17 @@ def test_export_addresses_maintainers_and_names_the_base(checked, tmp_path: Path
     assert "Demo Maintainer <demo@example.org>" in head and "linux-kernel@" not in head
     with pytest.raises(export.ExportError, match="--force"):
         export.export(rep.patchset, src, out)
+
+
+def test_export_names_earlier_series_as_prerequisites(checked, tmp_path: Path) -> None:
+    rep, src = checked
+    (g,) = rep.patchset.groups
+    first = model.SeriesGroup("first", None, g.patches[:1])
+    rest = model.SeriesGroup("rest", g.cover, g.patches[1:])
+    ps = dataclasses.replace(rep.patchset, groups=(first, rest))
+    one, two = export.export(ps, src, tmp_path / "out")
+    assert "prerequisite-patch-id:" not in one.files[0].read_text()
+    want = subprocess.run(["git", "patch-id", "--stable"], input=g.patches[0].path.read_text(),
+                          capture_output=True, text=True, check=True).stdout.split()[0]
+    cover = two.files[0].read_text()
+    assert f"\nbase-commit: v7.3.4\nprerequisite-patch-id: {want}\n-- \n" in cover

@@ -244,6 +244,21 @@ def test_export_base_names() -> None:
     assert "files changed" not in text and "prerequisite-patch-id" not in text
 
 
+@pytest.mark.parametrize(("prefix", "tree", "rfc"), [
+    ("PATCH net-next v2 2/3", "net-next", False),  # named: kept, although it has Fixes:
+    ("RFC PATCH net-next 2/3", "net-next", True),
+    ("PATCH 2/3", None, False),  # names none: export designates by Fixes:
+])
+def test_export_keeps_the_tree_and_rfc_the_subjects_name(tmp_path: Path, prefix: str,
+                                                         tree: str | None, rfc: bool) -> None:
+    f = tmp_path / "0002-demo.patch"
+    f.write_text(MAIL.replace("PATCH net-next v2 2/3", prefix))
+    g = SeriesGroup("demo", None, (patchfile.parse(f, f.name),))
+    assert export.named_tree(g) == tree
+    assert export.is_rfc(g) is rfc
+    assert seriescheck.designated_tree(g) == "net"
+
+
 def test_self_test_no_match_in_a_tree_without_git_is_checked_against_the_files(
         tmp_path: Path) -> None:
     from ktlskit.patchchecks.maintainers import _matches_without_git
@@ -279,3 +294,19 @@ def test_maintainers_self_test_checks_patterns_not_the_network(tmp_path: Path) -
     assert time.monotonic() - t0 < 10
     assert any("drivers/net/nowhere" in w for w in warnings), warnings
     assert not any("link" in w for w in warnings), warnings
+
+
+def test_the_project_covers_list_every_earlier_patch_as_a_prerequisite() -> None:
+    """The stored cover letters' ``prerequisite-patch-id:`` lines are those ``patches export``
+    writes: ``git patch-id --stable`` of every patch of the series before it, in order."""
+    from ktlskit.patchchecks import patchset
+    ps = patchset.load(PROJECT_PATCH.parent.parent / "series")
+    earlier: list[str] = []
+    for g in ps.groups:
+        assert g.cover is not None, g.name
+        listed = [ln.split()[1] for ln in g.cover.path.read_text().splitlines()
+                  if ln.startswith("prerequisite-patch-id:")]
+        assert listed == earlier, g.name
+        earlier += [subprocess.run(["git", "patch-id", "--stable"], input=p.path.read_text(),
+                                   capture_output=True, text=True, check=True).stdout.split()[0]
+                    for p in g.patches]

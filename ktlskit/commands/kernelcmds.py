@@ -49,7 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--kernel-src", metavar="PATH", help="kernel tree or tarball (the base)")
     _add_series_option(e)
     e.add_argument("--tree", choices=("net", "net-next"),
-                   help="target tree in the subjects (default: net with Fixes:, else net-next)")
+                   help="target tree in the subjects (default: the one the stored subjects "
+                        "name, else net with Fixes:, else net-next)")
     e.add_argument("--reroll", type=int, default=1, metavar="N", help="version N (-vN)")
     e.add_argument("--force", action="store_true", help="replace patches already in DIR")
     e.add_argument("--json", action="store_true")

@@ -3,10 +3,15 @@
 Per series, in a scratch git repository holding only the files the patches
 touch (from the pristine tree, with earlier series applied): ``git am`` the
 patches, then ``git format-patch`` with the target tree in the subject prefix
-(``net`` when a patch has Fixes:, else ``net-next``), the stored cover letter's
+(the one the stored subjects name, else ``net`` when a patch has Fixes:, else
+``net-next``; ``RFC`` kept where the stored subjects have it), the stored cover letter's
 subject and text in place of git's placeholders, a fresh shortlog and
 diffstat, ``To:`` (lists) and ``Cc:`` (people) from ``get_maintainer.pl``
-per patch and their union on the cover letter, and a ``base-commit:`` line.
+per patch and their union on the cover letter, and a ``base-commit:`` line
+followed, for a series that applies on top of earlier ones, by one
+``prerequisite-patch-id:`` per earlier patch (``git patch-id --stable``, as
+``git format-patch --base`` writes them), computed from the patches as they are
+now, so they cannot go stale.
 The base is the tree's ``HEAD`` when it is a git tree; a tree without history
 (a Debian source package) is named by the upstream tag of its version, e.g.
 ``v7.3.4``, which is what ``b4``/``git`` resolve, and the caller is told so.
@@ -84,17 +89,30 @@ def export(ps: PatchSet, src: KernelSource, out: Path, *, force: bool = False,
     with tempfile.TemporaryDirectory(prefix="ktlskit-export-") as tmp:
         repo = Path(tmp) / "repo"
         _init_repo(repo, src.path, {f.path for p in ps.patches for f in p.files})
+        root = _head(repo)
         for g, dest in zip(ps.groups, dests, strict=True):
             start = _head(repo)
+            prereqs = _patch_ids(repo, root, start)
             _am(repo, g.patches)
             if dest.exists():
                 shutil.rmtree(dest)
-            tree = tree_override or designated_tree(g)
+            tree = tree_override or named_tree(g) or designated_tree(g)
             files = _format_patch(repo, start, dest, g, tree, version)
             to, cc = _address(files, src.path, g.cover is not None)
-            _add_base(files[0], base)
+            _add_base(files[0], base, prereqs)
             done.append(ExportedSeries(g.name, dest, tuple(files), tree, base, note, to, cc))
     return done
+
+
+def named_tree(g: SeriesGroup) -> str | None:
+    """The tree the patches' own subjects name (``[RFC PATCH net-next 1/3]``), if one."""
+    named = {p.tags.tree for p in g.patches} - {None}
+    return named.pop() if len(named) == 1 else None
+
+
+def is_rfc(g: SeriesGroup) -> bool:
+    """Whether the stored subjects mark the series as an RFC; the export keeps that."""
+    return any("RFC" in p.tags.words for p in (*g.patches, *([g.cover] if g.cover else [])))
 
 
 def _refuse_unpostable(g: SeriesGroup) -> None:
@@ -143,7 +161,8 @@ def _am(repo: Path, patches: tuple[PatchFile, ...]) -> None:
 
 def _format_patch(repo: Path, start: str, dest: Path, g: SeriesGroup, tree: str,
                   version: int) -> list[Path]:
-    args = ["format-patch", "-q", "--abbrev=12", "-o", str(dest), f"--subject-prefix=PATCH {tree}",
+    prefix = f"{'RFC ' if is_rfc(g) else ''}PATCH {tree}"
+    args = ["format-patch", "-q", "--abbrev=12", "-o", str(dest), f"--subject-prefix={prefix}",
             "--no-base"]
     if version > 1:
         args.append(f"-v{version}")
@@ -212,10 +231,21 @@ def _add_headers(path: Path, to: list[str], cc: list[str]) -> None:
     path.write_text(head + extra + sep + body)
 
 
-def _add_base(first: Path, base: str) -> None:
-    """``base-commit:`` before the mail signature of the first file (cover or single patch)."""
+def _patch_ids(repo: Path, root: str, start: str) -> list[str]:
+    """``git patch-id --stable`` of each commit after ``root`` up to ``start``, oldest first."""
+    if root == start:
+        return []
+    mbox = _git(repo, "format-patch", "--stdout", "--no-signature", f"{root}..{start}")
+    out = _git(repo, "patch-id", "--stable", input_text=mbox)
+    return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+
+def _add_base(first: Path, base: str, prereqs: list[str]) -> None:
+    """``base-commit:`` and ``prerequisite-patch-id:`` lines before the mail signature of the
+    first file (cover or single patch)."""
     text = first.read_text()
     idx = text.rfind("\n-- \n")
-    line = f"\n\nbase-commit: {base}"
+    line = f"\n\nbase-commit: {base}" + "".join(f"\nprerequisite-patch-id: {p}"
+                                                  for p in prereqs)
     text = text[:idx] + line + text[idx:] if idx != -1 else text.rstrip("\n") + line + "\n"
     first.write_text(text)
