@@ -307,6 +307,4 @@ def test_the_project_covers_list_every_earlier_patch_as_a_prerequisite() -> None
         listed = [ln.split()[1] for ln in g.cover.path.read_text().splitlines()
                   if ln.startswith("prerequisite-patch-id:")]
         assert listed == earlier, g.name
-        earlier += [subprocess.run(["git", "patch-id", "--stable"], input=p.path.read_text(),
-                                   capture_output=True, text=True, check=True).stdout.split()[0]
-                    for p in g.patches]
+        earlier += export.patch_ids("".join(p.path.read_text() for p in g.patches))

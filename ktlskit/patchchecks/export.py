@@ -89,17 +89,18 @@ def export(ps: PatchSet, src: KernelSource, out: Path, *, force: bool = False,
     with tempfile.TemporaryDirectory(prefix="ktlskit-export-") as tmp:
         repo = Path(tmp) / "repo"
         _init_repo(repo, src.path, {f.path for p in ps.patches for f in p.files})
-        root = _head(repo)
+        prereqs: list[str] = []  # the patch ids of the earlier series' patches
         for g, dest in zip(ps.groups, dests, strict=True):
             start = _head(repo)
-            prereqs = _patch_ids(repo, root, start)
             _am(repo, g.patches)
             if dest.exists():
                 shutil.rmtree(dest)
             tree = tree_override or named_tree(g) or designated_tree(g)
             files = _format_patch(repo, start, dest, g, tree, version)
+            ids = patch_ids("".join(f.read_text() for f in files[1 if g.cover else 0:]))
             to, cc = _address(files, src.path, g.cover is not None)
             _add_base(files[0], base, prereqs)
+            prereqs += ids
             done.append(ExportedSeries(g.name, dest, tuple(files), tree, base, note, to, cc))
     return done
 
@@ -231,12 +232,9 @@ def _add_headers(path: Path, to: list[str], cc: list[str]) -> None:
     path.write_text(head + extra + sep + body)
 
 
-def _patch_ids(repo: Path, root: str, start: str) -> list[str]:
-    """``git patch-id --stable`` of each commit after ``root`` up to ``start``, oldest first."""
-    if root == start:
-        return []
-    mbox = _git(repo, "format-patch", "--stdout", "--no-signature", f"{root}..{start}")
-    out = _git(repo, "patch-id", "--stable", input_text=mbox)
+def patch_ids(mbox: str) -> list[str]:
+    """``git patch-id --stable`` of each patch in ``mbox`` (patch files concatenated), in order."""
+    out = cmd(["git", "patch-id", "--stable"], timeout=60, env=GIT_ENV, input_text=mbox).stdout
     return [line.split()[0] for line in out.splitlines() if line.strip()]
 
 
