@@ -9,6 +9,14 @@ error naming the cause, never taken for "KVM does not work".
 On some hosts /dev/kvm exists but a normal kernel dies under it, so "is
 there /dev/kvm" is not enough: the probe boots the real kernel once under
 KVM and remembers (per host boot) whether it reached userspace.
+
+Seen on the nested 2-core hosts this project runs on (2026-12-04, QEMU 7.2, kernel 7.3.4):
+with vng's ``-cpu host`` QEMU aborts before the kernel starts ("failed to set MSR 0x10a");
+with ``-cpu host,-arch-capabilities`` SeaBIOS runs and the kernel starts, then KVM stops the
+vCPU with "KVM internal error. Suberror: 1 / emulation failure" at the XRSTOR of FPU set-up,
+and with ``noxsave`` on the command line as well, at the INT3 of the kernel's int3 self-test.
+A kernel that cannot take a breakpoint trap (static keys, kprobes) cannot be tested there, so
+no CPU model is tried beyond vng's own: those hosts run guests under TCG.
 """
 
 from __future__ import annotations
